@@ -1,0 +1,108 @@
+// core::Connection: the sans-IO NBD server for one client.
+//
+// Contract for every driver (the daemon's net/ and the simulator's sim/):
+//   1. feed one Input with handle(now, input);
+//   2. drain next_action() until it returns nullopt, executing actions in order;
+//   3. report each finished Send with SendDone (in order), each CallPlugin with PluginDone;
+//   4. arm a timer for deadline() and feed DeadlineReached when it passes;
+//   5. read from the peer only while wants_read() is true;
+//   6. keep the Connection alive until action::Finished (buffers lent to plugin calls
+//      stay valid until their PluginDone, also after a forced close).
+// Peer errors never throw and never assert: they become NBD error replies or a Close.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "core/action.hpp"
+#include "core/call_gate.hpp"
+#include "core/export_catalog.hpp"
+#include "core/input.hpp"
+#include "core/limits.hpp"
+#include "core/thread_model.hpp"
+#include "core/time.hpp"
+
+namespace nbdd::core {
+
+// Lifecycle of the connection; it only ever moves forward (enforced and tested).
+//   active:   normal service
+//   draining: graceful disconnect or shutdown: new commands get ESHUTDOWN (handshake
+//             options NBD_REP_ERR_SHUTDOWN), in-flight ones complete normally
+//   closing:  reading stopped; finishing replies/plugin calls, then close, then the
+//             plugin's close call
+//   dead:     Finished emitted; nothing more happens
+enum class Status : std::uint8_t { active, draining, closing, dead };
+const char* to_string(Status status);
+
+enum class Phase : std::uint8_t { handshake, transmission };
+
+// Why the connection ended (first cause wins); for logs, stats and the simulator.
+enum class EndReason : std::uint8_t {
+  none,
+  client_abort,        // NBD_OPT_ABORT
+  client_disc,         // NBD_CMD_DISC
+  peer_closed,         // EOF or reset
+  send_failed,
+  protocol_violation,  // bad magic, unknown client flags, oversized lengths...
+  handshake_timeout,
+  grace_expired,       // graceful disconnect, client did not DISC in time
+  forced,              // disconnect(true)
+  export_name_failed,  // NBD_OPT_EXPORT_NAME could not succeed (spec: hard disconnect)
+};
+const char* to_string(EndReason reason);
+
+struct ConnectionConfig {
+  ConnectionId id = 0;
+  Limits limits;
+  const ExportCatalog* catalog = nullptr;  // must outlive the Connection
+  ThreadModel thread_model = ThreadModel::parallel;
+  CallGate* gate = nullptr;  // required for serialize_connections / serialize_all_requests
+};
+
+struct ConnectionStats {
+  std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_sent = 0;  // counted when a Send is emitted
+  std::uint64_t options = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t replies = 0;
+  std::uint64_t error_replies = 0;
+  std::uint64_t eshutdown_replies = 0;
+  std::uint64_t plugin_calls = 0;
+  std::uint64_t ignored_disconnects = 0;  // disconnect() outside transmission
+  std::uint32_t in_flight = 0;            // slots in use
+  std::uint32_t running_calls = 0;        // CallPlugin without PluginDone (incl. lifecycle)
+  EndReason end_reason = EndReason::none;
+  bool opened = false;  // the plugin's open succeeded
+  bool closed = false;  // the plugin's close returned
+};
+
+class Connection {
+ public:
+  explicit Connection(const ConnectionConfig& config);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // The first handle() call should be made at accept time; it may be any input, and the
+  // greeting is queued by the constructor, so drivers usually call next_action() first.
+  void handle(Instant now, const Input& input);
+  std::optional<Action> next_action();
+  std::optional<Instant> deadline() const;
+  bool wants_read() const;
+  // Where the driver should read next to avoid a copy (a write payload lands directly in
+  // its slot). Empty when !wants_read().
+  std::span<std::byte> read_window();
+
+  Status status() const;
+  Phase phase() const;
+  const ConnectionStats& stats() const;
+  ConnectionId id() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nbdd::core

@@ -1,0 +1,196 @@
+// nbdd plugin API. A plugin author reads this file top to bottom.
+//
+// Modelled on nbdkit's plugin callbacks (nbdkit-plugin(3)) so that an nbdkit plugin
+// author feels at home: the same lifecycle, the same callbacks, the same thread models,
+// the same errno-based errors, and shutdown()/disconnect(force) with the semantics of
+// nbdkit_shutdown(3) and nbdkit_disconnect(3).
+//
+// Lifecycle (server side, in order):
+//   load(host) -> config(key, value)* -> config_complete() -> get_ready()
+//   then per client: preconnect() -> [list_exports()/default_export()] -> open() ->
+//   get_size()/can_*() -> data callbacks -> close()
+//   and once, after every close has returned: unload().
+//
+// Errors: every callback that can fail returns 0 or a positive errno value (EIO,
+// ENOSPC, ...). Call host().error("...") first to attach a message. The mapping from
+// errno to NBD error lives in one place (core/errno_map.cpp).
+//
+// Threads: declare thread_model(); nbdd never calls the plugin more concurrently than
+// the model allows. Callbacks run on worker threads, never on the I/O threads.
+#pragma once
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/plugin_call.hpp"
+#include "core/thread_model.hpp"
+
+namespace nbdd::plugin {
+
+// Bump when this header changes incompatibly; loadable plugins are refused otherwise.
+inline constexpr int api_version = 1;
+
+using ThreadModel = core::ThreadModel;
+namespace flag = core::call_flag;  // fua, may_trim, fast_zero, req_one
+
+// Extent types for extents(): a combination of these bits, as nbdkit's.
+inline constexpr std::uint32_t extent_hole = 1;  // NBDKIT_EXTENT_HOLE
+inline constexpr std::uint32_t extent_zero = 2;  // NBDKIT_EXTENT_ZERO
+
+// What nbdd offers the plugin. Safe to call from any thread, several at once.
+class Host {
+ public:
+  virtual ~Host() = default;
+  // nbdkit_shutdown(3): ask the server to shut down gracefully. Returns at once;
+  // further callbacks may still happen before unload().
+  virtual void shutdown() = 0;
+  // nbdkit_disconnect(3): end the connection of the calling callback. force=false: no new
+  // command starts, later commands fail ESHUTDOWN, in-flight ones complete. force=true:
+  // close at once, no reply to anything in flight. Only meaningful from a connected
+  // callback (after open returned, before close); elsewhere it is ignored with a debug
+  // message (from preconnect/open/list_exports, reject the client by returning an error).
+  virtual void disconnect(bool force) = 0;
+  // Attach a message to the error the current callback is about to return.
+  virtual void error(std::string_view message) = 0;
+  // Debug message, shown with -v.
+  virtual void debug(std::string_view message) = 0;
+};
+
+// One per client connection, created by open(). Derive to keep per-connection state.
+class Handle {
+ public:
+  virtual ~Handle() = default;
+};
+
+struct ExportEntry {
+  std::string name;
+  std::string description;
+};
+
+// Receives extents from Plugin::extents(). Extents must be contiguous from the requested
+// offset; add() returns ENOMEM-like false once nbdd has enough (stop then, it is not an error).
+class ExtentSink {
+ public:
+  virtual ~ExtentSink() = default;
+  virtual bool add(std::uint64_t offset, std::uint64_t length, std::uint32_t type) = 0;
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+
+  // --- identity -------------------------------------------------------------------
+  virtual std::string_view name() const = 0;
+  virtual std::string_view description() const { return {}; }
+  // The key a bare first argument means (nbdkit's magic_config_key): `nbdd memory 1G`.
+  virtual std::string_view magic_config_key() const { return {}; }
+  // Lines for --dump-plugin and --help (e.g. "size=SIZE  Size of the disk").
+  virtual std::string config_help() const { return {}; }
+  virtual std::vector<std::pair<std::string, std::string>> dump_fields() const { return {}; }
+  virtual ThreadModel thread_model() const { return ThreadModel::parallel; }
+
+  // --- server lifecycle -------------------------------------------------------------
+  virtual int load(Host& host) { host_ = &host; return 0; }
+  virtual int config(std::string_view key, std::string_view value) {
+    (void)key, (void)value;
+    return EINVAL;
+  }
+  virtual int config_complete() { return 0; }
+  virtual int get_ready() { return 0; }
+  virtual void unload() {}
+
+  // --- per client, before open ------------------------------------------------------
+  virtual int preconnect(bool readonly) { (void)readonly; return 0; }
+  // Default: a single export named by default_export().
+  virtual int list_exports(bool readonly, std::vector<ExportEntry>& out) {
+    out.push_back({default_export(readonly), {}});
+    return 0;
+  }
+  virtual std::string default_export(bool readonly) { (void)readonly; return {}; }
+
+  // --- connection -------------------------------------------------------------------
+  // Returns 0 and sets `out`, or an errno (the client is then refused).
+  virtual int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) = 0;
+  virtual void close(Handle& h) { (void)h; }
+
+  virtual int get_size(Handle& h, std::uint64_t& size) = 0;
+  // Block size constraints; leave all zero for the defaults.
+  virtual int block_size(Handle& h, std::uint32_t& minimum, std::uint32_t& preferred,
+                         std::uint32_t& maximum) {
+    (void)h;
+    minimum = preferred = maximum = 0;
+    return 0;
+  }
+  // can_*: return 1 (yes), 0 (no), or -errno on failure. Defaults as nbdkit's: derived
+  // from which data callbacks the plugin overrides (declare them with has_*()).
+  virtual int can_write(Handle& h) { (void)h; return has_pwrite(); }
+  virtual int can_flush(Handle& h) { (void)h; return has_flush(); }
+  virtual int can_trim(Handle& h) { (void)h; return has_trim(); }
+  virtual int can_zero(Handle& h) { (void)h; return can_write(h); }  // emulated by pwrite
+  virtual int can_fast_zero(Handle& h) { (void)h; return has_zero(); }
+  virtual int can_fua(Handle& h) { (void)h; return has_flush(); }      // emulated by flush
+  virtual int can_multi_conn(Handle& h) { (void)h; return 0; }
+  virtual int can_cache(Handle& h) { (void)h; return has_cache(); }
+  virtual int can_extents(Handle& h) { (void)h; return has_extents(); }
+  virtual int is_rotational(Handle& h) { (void)h; return 0; }
+
+  // --- data -------------------------------------------------------------------------
+  virtual int pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t flags) = 0;
+  virtual int pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags) {
+    (void)h, (void)buf, (void)offset, (void)flags;
+    return EROFS;
+  }
+  virtual int flush(Handle& h, std::uint32_t flags) { (void)h, (void)flags; return EINVAL; }
+  virtual int trim(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) {
+    (void)h, (void)count, (void)offset, (void)flags;
+    return EINVAL;
+  }
+  // Without an override, the host falls back to pwrite of zeroes (unless fast_zero).
+  virtual int zero(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) {
+    (void)h, (void)count, (void)offset, (void)flags;
+    return ENOTSUP;
+  }
+  virtual int extents(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+                      ExtentSink& sink) {
+    (void)h, (void)count, (void)offset, (void)flags, (void)sink;
+    return EINVAL;
+  }
+  virtual int cache(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) {
+    (void)h, (void)count, (void)offset, (void)flags;
+    return 0;
+  }
+
+  // Which optional data callbacks this plugin implements (nbdkit infers it from which
+  // function pointers are set; C++ cannot see overrides, so say it here).
+  virtual bool has_pwrite() const { return false; }
+  virtual bool has_flush() const { return false; }
+  virtual bool has_trim() const { return false; }
+  virtual bool has_zero() const { return false; }
+  virtual bool has_extents() const { return false; }
+  virtual bool has_cache() const { return false; }
+
+ protected:
+  Host& host() const { return *host_; }
+
+ private:
+  Host* host_ = nullptr;
+};
+
+}  // namespace nbdd::plugin
+
+// Loadable plugins (`nbdd ./libmy.so key=value`) export exactly these two symbols:
+//   extern "C" int nbdd_plugin_api_version = nbdd::plugin::api_version;
+//   extern "C" nbdd::plugin::Plugin* nbdd_plugin_create();   // new'd; nbdd deletes it
+#define NBDD_REGISTER_PLUGIN(PluginClass)                                      \
+  extern "C" {                                                                 \
+  __attribute__((visibility("default"))) int nbdd_plugin_api_version =        \
+      ::nbdd::plugin::api_version;                                             \
+  __attribute__((visibility("default"))) ::nbdd::plugin::Plugin* nbdd_plugin_create() { \
+    return new PluginClass();                                                  \
+  }                                                                            \
+  }
