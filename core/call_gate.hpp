@@ -30,7 +30,9 @@ class ExclusiveGate {
   bool try_acquire(ConnectionId id);
   // Returns the waiter that now holds the gate, if any.
   std::optional<ConnectionId> release(ConnectionId id);
-  void cancel(ConnectionId id);
+  // Withdraws a waiter; if `id` already holds the gate (a handover raced with the
+  // cancel), this is a release and returns the next holder.
+  std::optional<ConnectionId> cancel(ConnectionId id);
   std::optional<ConnectionId> holder() const { return holder_; }
   std::size_t waiting() const { return waiters_.size(); }
 

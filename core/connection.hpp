@@ -54,6 +54,7 @@ const char* to_string(EndReason reason);
 
 struct ConnectionConfig {
   ConnectionId id = 0;
+  Instant accepted_at;  // starts the handshake timeout
   Limits limits;
   const ExportCatalog* catalog = nullptr;  // must outlive the Connection
   ThreadModel thread_model = ThreadModel::parallel;

@@ -1,0 +1,438 @@
+// Inputs, the byte reader, status transitions and how a connection ends.
+// Everything that changes Status lives in this file.
+#include <algorithm>
+#include <cstring>
+
+#include "core/assert.hpp"
+#include "core/connection_impl.hpp"
+
+namespace nbdd::core {
+namespace {
+
+// How much the driver may read at once when nothing larger is expected: several
+// pipelined requests per syscall in transmission, small reads during the handshake.
+constexpr std::size_t handshake_read_bytes = 4096;
+constexpr std::size_t transmission_read_bytes = 64 * 1024;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+}  // namespace
+
+Connection::Impl::Impl(const ConnectionConfig& config) : config_(config), limits_(config_.limits) {
+  NBDD_ASSERT(config_.catalog != nullptr);
+  NBDD_ASSERT(limits_.in_flight_max > 0);
+  NBDD_ASSERT(limits_.request_bytes_max <= limits_.slot_buffer_bytes_max);
+  const bool strict = config_.thread_model == ThreadModel::serialize_connections ||
+                      config_.thread_model == ThreadModel::serialize_all_requests;
+  NBDD_ASSERT(!strict || config_.gate != nullptr);
+  now_ = config_.accepted_at;
+  slots_.resize(limits_.in_flight_max);
+  free_slots_.reserve(limits_.in_flight_max);
+  for (std::uint32_t i = limits_.in_flight_max; i-- > 0;) free_slots_.push_back(i);
+  actions_.reserve(16);
+  stage_make_room(handshake_read_bytes);
+  emit_handshake_bytes(encode_greeting());
+}
+
+// ---- inputs ---------------------------------------------------------------------------
+
+void Connection::Impl::handle(Instant now, const Input& input) {
+  NBDD_ASSERT(!finished_);
+  if (now > now_) now_ = now;  // tolerate equal or stale clocks; time never runs back
+  dispatch(input);
+  run_reader();
+  start_calls();
+  check_end();
+  update_idle();
+}
+
+void Connection::Impl::dispatch(const Input& input) {
+  std::visit(Overloaded{
+                 [&](const input::BytesReceived& in) { on_bytes(in.bytes); },
+                 [&](const input::PeerClosed&) {
+                   window_ = {};
+                   if (status_ < Status::closing) {
+                     drop_unstarted_work();
+                     begin_closing(EndReason::peer_closed);
+                   }
+                 },
+                 [&](const input::SendDone&) { on_send_done(); },
+                 [&](const input::SendFailed&) {
+                   if (!unacked_.empty()) unacked_.pop_front();  // that Send is over too
+                   abort(EndReason::send_failed);
+                 },
+                 [&](const input::PluginDone& in) { on_plugin_done(in.slot, in.err); },
+                 [&](const input::ShutdownRequested&) { begin_draining(); },
+                 [&](const input::DisconnectRequested& in) {
+                   // Only meaningful between open and close (nbdkit_disconnect(3)).
+                   if (!stats_.opened || plugin_close_queued_) {
+                     ++stats_.ignored_disconnects;
+                   } else if (in.force) {
+                     abort(EndReason::forced);
+                   } else {
+                     begin_draining();
+                   }
+                 },
+                 [&](const input::DeadlineReached&) { on_deadline(); },
+                 [&](const input::GateOpened&) {
+                   // A stale handover (we cancelled meanwhile) is ignored: the gate
+                   // wrapper already passed it on when we cancelled.
+                   if (gate_ == GateState::waiting) gate_ = GateState::held;
+                 },
+             },
+             input);
+}
+
+void Connection::Impl::on_bytes(std::span<const std::byte> bytes) {
+  stats_.bytes_received += bytes.size();
+  const bool in_window = !window_.empty() && bytes.data() == window_.data();
+  if (in_window) {
+    NBDD_ASSERT(bytes.size() <= window_.size());
+    window_ = {};
+    if (reader_ == Reader::stopped) return;
+    if (window_is_slot_) {
+      slots_[receiving_slot_].payload_filled += bytes.size();
+      on_payload_bytes();
+    } else {
+      stage_end_ += bytes.size();
+    }
+    return;
+  }
+  window_ = {};
+  if (reader_ == Reader::stopped || bytes.empty()) return;  // late bytes after we stopped reading
+  // A foreign buffer: copy once, payload bytes straight into their slot.
+  if (reader_ == Reader::write_payload && staged() == 0) {
+    Slot& s = slots_[receiving_slot_];
+    const std::uint64_t want = s.req.length - s.payload_filled;
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(want, bytes.size()));
+    std::memcpy(s.buffer.get() + s.payload_filled, bytes.data(), n);
+    s.payload_filled += n;
+    bytes = bytes.subspan(n);
+    on_payload_bytes();
+  }
+  if (reader_ == Reader::payload_discard && staged() == 0) {  // dropped without staging
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(discard_left_, bytes.size()));
+    discard_left_ -= n;
+    bytes = bytes.subspan(n);
+    if (discard_left_ == 0) reader_ = Reader::request_header;
+  }
+  if (!bytes.empty() && !stage_append(bytes)) abort(EndReason::protocol_violation);
+}
+
+void Connection::Impl::on_plugin_done(SlotId slot, int err) {
+  NBDD_ASSERT(stats_.running_calls > 0);
+  --stats_.running_calls;
+  if (slot == lifecycle_slot) {
+    NBDD_ASSERT(lifecycle_running_);
+    on_lifecycle_done(err);
+    return;
+  }
+  const auto index = static_cast<std::uint32_t>(slot);
+  NBDD_ASSERT(index < slots_.size() && slots_[index].state == SlotState::running);
+  on_data_done(index, err);
+}
+
+void Connection::Impl::on_deadline() {
+  if (close_emitted_ && !aborted_ && close_at_ && !unacked_.empty() &&
+      now_ >= *close_at_ + limits_.grace_period) {
+    abort(EndReason::grace_expired);  // the peer does not read our last replies
+    return;
+  }
+  if (close_emitted_) return;
+  if (idle_since_ && now_ >= *idle_since_ + limits_.grace_period) {
+    begin_closing(EndReason::grace_expired);
+    return;
+  }
+  const bool waiting_for_plugin = reader_ == Reader::awaiting_plugin;
+  if (phase_ == Phase::handshake && !waiting_for_plugin &&
+      now_ >= config_.accepted_at + limits_.handshake_timeout)
+    abort(EndReason::handshake_timeout);
+}
+
+// ---- reader ---------------------------------------------------------------------------
+
+void Connection::Impl::run_reader() {
+  while (!aborted_ && reader_step()) {
+  }
+}
+
+// One step of the reader; false when it needs more bytes or is blocked.
+bool Connection::Impl::reader_step() {
+  switch (reader_) {
+    case Reader::client_flags:
+      if (staged() < 4) return false;
+      on_client_flags(staged_span(4));
+      return true;
+    case Reader::option_header:
+      if (staged() < nbd::option_header_bytes) return false;
+      on_option_header(staged_span(nbd::option_header_bytes));
+      return true;
+    case Reader::option_data: {
+      if (staged() < option_len_) return false;
+      const std::size_t n = option_len_;
+      reader_ = Reader::option_header;  // handlers may change it (GO -> awaiting_plugin)
+      on_option(staged_span(n));
+      consume(n);
+      return true;
+    }
+    case Reader::option_discard: {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(discard_left_, staged()));
+      consume(n);
+      discard_left_ -= n;
+      if (discard_left_ != 0) return false;
+      reader_ = Reader::option_header;
+      if (status_ == Status::draining)
+        option_error(nbd::Rep::err_shutdown, "server is shutting down");
+      else
+        option_error(nbd::Rep::err_too_big, "option data too long");
+      return true;
+    }
+    case Reader::request_header:
+      return try_parse_request();
+    case Reader::write_payload: {
+      if (staged() == 0) return false;
+      Slot& s = slots_[receiving_slot_];
+      const std::uint64_t want = s.req.length - s.payload_filled;
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(want, staged()));
+      std::memcpy(s.buffer.get() + s.payload_filled, stage_.get() + stage_begin_, n);
+      consume(n);
+      s.payload_filled += n;
+      on_payload_bytes();
+      return true;
+    }
+    case Reader::payload_discard: {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(discard_left_, staged()));
+      consume(n);
+      discard_left_ -= n;
+      if (discard_left_ != 0) return false;
+      reader_ = Reader::request_header;
+      return true;
+    }
+    case Reader::awaiting_plugin:
+    case Reader::stopped:
+      return false;
+  }
+  return false;
+}
+
+bool Connection::Impl::stage_append(std::span<const std::byte> bytes) {
+  // Foreign deliveries may arrive on top of a full stage; allow twice the bound, no more.
+  const std::size_t cap_max = 2 * std::size_t{limits_.staged_bytes_max};
+  if (staged() + bytes.size() > cap_max) return false;
+  stage_make_room(bytes.size());
+  std::memcpy(stage_.get() + stage_end_, bytes.data(), bytes.size());
+  stage_end_ += bytes.size();
+  return true;
+}
+
+// Makes `want` bytes free after stage_end_, compacting first and growing if needed.
+// Never called while a read window into the stage is outstanding.
+void Connection::Impl::stage_make_room(std::size_t want) {
+  if (stage_cap_ - stage_end_ >= want) return;
+  const std::size_t used = staged();
+  if (stage_begin_ != 0) {
+    if (used != 0) std::memmove(stage_.get(), stage_.get() + stage_begin_, used);
+    stage_begin_ = 0;
+    stage_end_ = used;
+  }
+  if (stage_cap_ - stage_end_ >= want) return;
+  const std::size_t cap = std::max(used + want, stage_cap_ * 2);
+  auto bigger = std::make_unique_for_overwrite<std::byte[]>(cap);
+  if (used != 0) std::memcpy(bigger.get(), stage_.get(), used);
+  stage_ = std::move(bigger);
+  stage_cap_ = cap;
+}
+
+// Bytes the reader needs contiguously before it can make progress.
+std::size_t Connection::Impl::contiguous_bytes_needed() const {
+  switch (reader_) {
+    case Reader::client_flags: return 4;
+    case Reader::option_header: return nbd::option_header_bytes;
+    case Reader::option_data: return option_len_;
+    case Reader::request_header: return request_header_bytes(extended_);
+    default: return 1;
+  }
+}
+
+bool Connection::Impl::wants_read() const {
+  if (finished_ || status_ >= Status::closing || aborted_) return false;
+  switch (reader_) {
+    case Reader::stopped:
+    case Reader::awaiting_plugin:
+      return false;
+    case Reader::request_header:
+      if (free_slots_.empty() || blocked_on_budget_) return false;  // back-pressure: in_flight_max
+      break;
+    default: break;
+  }
+  return staged() < limits_.staged_bytes_max;
+}
+
+std::span<std::byte> Connection::Impl::read_window() {
+  window_ = {};
+  if (!wants_read()) return {};
+  if (reader_ == Reader::write_payload && staged() == 0) {
+    Slot& s = slots_[receiving_slot_];
+    window_is_slot_ = true;
+    window_ = {s.buffer.get() + s.payload_filled, static_cast<std::size_t>(s.req.length - s.payload_filled)};
+    return window_;
+  }
+  const std::size_t chunk = phase_ == Phase::transmission ? transmission_read_bytes : handshake_read_bytes;
+  const std::size_t needed = contiguous_bytes_needed();
+  const std::size_t want = std::max(chunk, needed > staged() ? needed - staged() : 0);
+  stage_make_room(want);
+  window_is_slot_ = false;
+  window_ = {stage_.get() + stage_end_, stage_cap_ - stage_end_};
+  return window_;
+}
+
+// ---- status ---------------------------------------------------------------------------
+
+void Connection::Impl::set_status(Status next) {
+  NBDD_ASSERT(next >= status_);  // status only ever moves forward
+  status_ = next;
+}
+
+void Connection::Impl::note_end(EndReason why) {
+  if (stats_.end_reason == EndReason::none) stats_.end_reason = why;
+}
+
+void Connection::Impl::begin_draining() {
+  if (status_ != Status::active) return;
+  set_status(Status::draining);
+  if (phase_ == Phase::handshake) cancel_pending_open();
+}
+
+void Connection::Impl::begin_closing(EndReason why) {
+  note_end(why);
+  if (status_ < Status::closing) set_status(Status::closing);
+  if (reader_ == Reader::write_payload) free_slot(receiving_slot_);  // never reached the plugin
+  if (phase_ == Phase::handshake) cancel_pending_open();
+  reader_ = Reader::stopped;
+  window_ = {};
+}
+
+void Connection::Impl::abort(EndReason why) {
+  if (aborted_) return;
+  begin_closing(why);
+  drop_unstarted_work();
+  aborted_ = true;
+  close_emitted_ = true;
+  emit(action::Close{CloseMode::abort});
+}
+
+// Work whose result someone waits for: queued or running plugin calls.
+std::uint32_t Connection::Impl::work_in_flight() const {
+  return static_cast<std::uint32_t>(call_queue_.size()) + running_data_calls_ + (lifecycle_running_ ? 1 : 0);
+}
+
+// The grace period of a graceful disconnect runs while nothing is in flight.
+void Connection::Impl::update_idle() {
+  if (status_ != Status::draining || close_emitted_) {
+    idle_since_.reset();
+    return;
+  }
+  if (work_in_flight() != 0 || reader_ == Reader::awaiting_plugin)
+    idle_since_.reset();
+  else if (!idle_since_)
+    idle_since_ = now_;
+}
+
+// Closes once nothing is left to finish, runs the plugin's close after the last data
+// call returned, and emits Finished last.
+void Connection::Impl::check_end() {
+  if (finished_) return;
+  if (status_ == Status::closing && !close_emitted_ && work_in_flight() == 0) {
+    close_emitted_ = true;
+    close_at_ = now_;
+    emit(action::Close{CloseMode::flush_then_close});
+  }
+  if (!close_emitted_) return;
+  if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {
+    plugin_close_queued_ = true;
+    call_queue_.push_back(QueuedCall{CallKind::close, true, 0});
+    start_calls();
+  }
+  const bool plugin_done = !stats_.opened || stats_.closed;
+  if (plugin_done && work_in_flight() == 0 && (aborted_ || unacked_.empty())) {
+    if (gate_ != GateState::none) gate_release();
+    finished_ = true;
+    set_status(Status::dead);
+    emit(action::Finished{});
+  }
+}
+
+// ---- output ---------------------------------------------------------------------------
+
+void Connection::Impl::emit(Action action) { actions_.push_back(std::move(action)); }
+
+void Connection::Impl::emit_send(std::span<const std::byte> header, std::span<const std::byte> payload,
+                                 UnackedSend who) {
+  NBDD_ASSERT(!aborted_);
+  stats_.bytes_sent += header.size() + payload.size();
+  unacked_.push_back(who);
+  emit(action::Send{header, payload});
+}
+
+void Connection::Impl::emit_handshake_bytes(std::vector<std::byte> bytes) {
+  if (aborted_) return;
+  handshake_out_.push_back(std::move(bytes));
+  emit_send(handshake_out_.back(), {}, UnackedSend{false, 0});
+}
+
+void Connection::Impl::on_send_done() {
+  NBDD_ASSERT(!unacked_.empty());  // driver contract: one SendDone per Send
+  const UnackedSend who = unacked_.front();
+  unacked_.pop_front();
+  if (!who.from_slot) {
+    handshake_out_.pop_front();
+    return;
+  }
+  if (slots_[who.slot].state == SlotState::replying) free_slot(who.slot);
+}
+
+std::optional<Action> Connection::Impl::next_action() {
+  if (actions_head_ == actions_.size()) {
+    actions_.clear();
+    actions_head_ = 0;
+    return std::nullopt;
+  }
+  return std::move(actions_[actions_head_++]);
+}
+
+std::optional<Instant> Connection::Impl::deadline() const {
+  if (finished_) return std::nullopt;
+  std::optional<Instant> at;
+  auto consider = [&](Instant t) {
+    if (!at || t < *at) at = t;
+  };
+  if (close_emitted_) {
+    if (!aborted_ && close_at_ && !unacked_.empty()) consider(*close_at_ + limits_.grace_period);
+    return at;
+  }
+  if (idle_since_) consider(*idle_since_ + limits_.grace_period);
+  if (phase_ == Phase::handshake && reader_ != Reader::awaiting_plugin)
+    consider(config_.accepted_at + limits_.handshake_timeout);
+  return at;
+}
+
+// ---- facade ---------------------------------------------------------------------------
+
+Connection::Connection(const ConnectionConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+Connection::~Connection() = default;
+void Connection::handle(Instant now, const Input& input) { impl_->handle(now, input); }
+std::optional<Action> Connection::next_action() { return impl_->next_action(); }
+std::optional<Instant> Connection::deadline() const { return impl_->deadline(); }
+bool Connection::wants_read() const { return impl_->wants_read(); }
+std::span<std::byte> Connection::read_window() { return impl_->read_window(); }
+Status Connection::status() const { return impl_->status_; }
+Phase Connection::phase() const { return impl_->phase_; }
+const ConnectionStats& Connection::stats() const { return impl_->stats_; }
+ConnectionId Connection::id() const { return impl_->config_.id; }
+
+}  // namespace nbdd::core
