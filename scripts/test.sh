@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Quick start, step 2 (and what CI runs): install what is missing, build, pass every test.
+#   scripts/test.sh            all stages below
+#   scripts/test.sh default    one stage (default | asan | tsan | mutants | fuzz), or several
+# Stages:
+#   default  g++ RelWithDebInfo, -Werror: every test (unit, property, sim, integration, fuzz replay)
+#   asan     clang ASan+UBSan: unit, property and fuzz-corpus replay
+#   tsan     clang TSan: the threaded code (net unit tests) and the integration tests
+#   mutants  each deliberate bug in sim/mutants/ must be caught by the simulator
+#   fuzz     clang libFuzzer: replay corpora, then fuzz each target for NBDD_FUZZ_SECONDS (60)
+# Builds are incremental: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+jobs=${NBDD_JOBS:-$(nproc)}
+stages=("$@")
+((${#stages[@]})) || stages=(default asan tsan mutants fuzz)
+export PATH=/usr/bin:$PATH  # Debian's python3 (with the nbd module) and nbdsh first
+
+log() { printf '\n=== %s (%s) ===\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+build() {  # build <preset> [targets...]
+  local preset=$1
+  shift
+  cmake --preset "$preset" -DNBDD_WERROR=ON >/dev/null
+  if (($#)); then
+    cmake --build --preset "$preset" -j "$jobs" --target "$@"
+  else
+    cmake --build --preset "$preset" -j "$jobs"
+  fi
+}
+
+run_ctest() {  # run_ctest <build-dir> [ctest args...]
+  local dir=$1
+  shift
+  ctest --test-dir "$dir" -j "$jobs" --output-on-failure --timeout 900 "$@"
+}
+
+for stage in "${stages[@]}"; do
+  case $stage in
+    default)
+      log "default build"
+      build default
+      run_ctest build/default
+      ;;
+    asan)
+      log "asan build"
+      build asan
+      ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_ctest build/asan -L 'unit|property|fuzz'
+      ;;
+    tsan)
+      log "tsan build"
+      build tsan
+      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|integration'
+      ;;
+    mutants)
+      log "mutants"
+      scripts/sim-mutants.sh
+      ;;
+    fuzz)
+      log "fuzz"
+      build fuzz
+      scripts/fuzz-ci.sh "${NBDD_FUZZ_SECONDS:-60}"
+      ;;
+    *)
+      echo "test.sh: unknown stage '$stage' (default, asan, tsan, mutants, fuzz)" >&2
+      exit 2
+      ;;
+  esac
+done
+log "all stages passed: ${stages[*]}"
