@@ -26,7 +26,9 @@ struct CallPlugin {
   SlotId slot;
   PluginCall call;
 };
-// Close the transport. Emitted once. Plugin calls still running must still be reported.
+// Close the transport. Emitted once, except that a Close{flush_then_close} may be
+// followed by one Close{abort} (the peer stopped reading, or a send failed); nothing
+// follows a Close{abort}. Plugin calls still running must still be reported.
 struct Close {
   CloseMode mode;
 };

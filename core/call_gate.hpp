@@ -5,7 +5,11 @@
 // Protocol: a Connection calls try_acquire(id). true: it holds the gate now. false: it is
 // queued, and the driver later feeds it input::GateOpened, meaning it now holds the gate
 // (ownership is handed over, never raced for). It calls release(id) when done, or
-// cancel(id) if it no longer wants the gate it is queued for.
+// cancel(id) if it no longer wants the gate it is queued for. A cancel can race with a
+// handover: the gate was already handed to `id` and its GateOpened is on its way. cancel()
+// then returns true, the gate passes on at once, and the Connection ignores that one
+// stale GateOpened when it arrives (delivering exactly one GateOpened per handover is
+// the driver's part of the contract).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -20,7 +24,8 @@ class CallGate {
   virtual ~CallGate() = default;
   virtual bool try_acquire(ConnectionId id) = 0;
   virtual void release(ConnectionId id) = 0;
-  virtual void cancel(ConnectionId id) = 0;
+  // true: `id` already held the gate (see above); false: it was only queued.
+  virtual bool cancel(ConnectionId id) = 0;
 };
 
 // Single-threaded FIFO mutex-by-handover. Drivers wrap it (a lock in net/, nothing in sim/)

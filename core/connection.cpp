@@ -80,9 +80,14 @@ void Connection::Impl::dispatch(const Input& input) {
                  },
                  [&](const input::DeadlineReached&) { on_deadline(); },
                  [&](const input::GateOpened&) {
-                   // A stale handover (we cancelled meanwhile) is ignored: the gate
-                   // wrapper already passed it on when we cancelled.
-                   if (gate_ == GateState::waiting) gate_ = GateState::held;
+                   // A handover that raced with our cancel is stale: the gate already
+                   // passed on when we cancelled (see call_gate.hpp).
+                   if (stale_gate_opened_ > 0) {
+                     --stale_gate_opened_;
+                     return;
+                   }
+                   NBDD_ASSERT(gate_ == GateState::waiting);  // one GateOpened per handover
+                   gate_ = GateState::held;
                  },
              },
              input);
@@ -359,7 +364,9 @@ void Connection::Impl::check_end() {
     start_calls();
   }
   const bool plugin_done = !stats_.opened || stats_.closed;
-  if (plugin_done && work_in_flight() == 0 && (aborted_ || unacked_.empty())) {
+  // A stale GateOpened still on its way is waited for, so drivers never deliver to a
+  // finished connection.
+  if (plugin_done && work_in_flight() == 0 && (aborted_ || unacked_.empty()) && stale_gate_opened_ == 0) {
     if (gate_ != GateState::none) gate_release();
     finished_ = true;
     set_status(Status::dead);

@@ -193,6 +193,7 @@ class Connection::Impl {
   bool lifecycle_running_ = false;
   CallKind lifecycle_kind_ = CallKind::open;
   GateState gate_ = GateState::none;
+  std::uint32_t stale_gate_opened_ = 0;  // handovers that raced with our cancel
   bool blocked_on_budget_ = false;
   std::vector<WireExtent> wire_extents_;  // scratch, reused
 

@@ -353,8 +353,8 @@ void Connection::Impl::release_gate_if_idle() {
 void Connection::Impl::gate_release() {
   if (gate_ == GateState::held)
     config_.gate->release(config_.id);
-  else if (gate_ == GateState::waiting)
-    config_.gate->cancel(config_.id);
+  else if (gate_ == GateState::waiting && config_.gate->cancel(config_.id))
+    ++stale_gate_opened_;  // its GateOpened is already on the way
   gate_ = GateState::none;
 }
 

@@ -101,8 +101,10 @@ class TestGate : public CallGate {
   void release(ConnectionId id) override {
     if (auto next = gate.release(id)) opened.push_back(*next);
   }
-  void cancel(ConnectionId id) override {
+  bool cancel(ConnectionId id) override {
+    const bool was_holder = gate.holder() == id;
     if (auto next = gate.cancel(id)) opened.push_back(*next);
+    return was_holder;
   }
   ExclusiveGate gate;
   std::vector<ConnectionId> opened;  // ids to feed GateOpened to

@@ -98,6 +98,37 @@ TEST(ThreadModel, ShutdownWithdrawsAnOpenQueuedBehindTheGate) {
   EXPECT_FALSE(gate.gate.holder().has_value());
 }
 
+// Seed 743 of the simulator: a handover raced with a forced close's cancel; the stale
+// GateOpened must not be taken for the next handover.
+TEST(ThreadModel, AStaleHandoverIsIgnored) {
+  TestGate gate;
+  Harness a(default_catalog(), Limits{}, ThreadModel::serialize_all_requests, &gate, 1);
+  Harness b(default_catalog(), Limits{}, ThreadModel::serialize_all_requests, &gate, 2);
+  a.handshake();
+  b.handshake();
+  a.send(request(nbd::Cmd::read, 1, 0, 512));  // a holds the gate
+  b.send(request(nbd::Cmd::read, 2, 0, 512));  // b waits
+  a.send(request(nbd::Cmd::read, 3, 0, 512));
+  a.complete();  // a releases: handed to b (GateOpened for b pending); a queues behind b
+  ASSERT_EQ(gate.opened, std::vector<ConnectionId>{2});
+  gate.opened.clear();  // the handover to b is "in flight"
+  b.input(input::DisconnectRequested{true});  // b cancels while it already holds the gate
+  ASSERT_EQ(gate.opened, std::vector<ConnectionId>{1}) << "the gate passed on to a";
+  gate.opened.clear();
+  EXPECT_FALSE(b.finished) << "waits for the stale GateOpened and its close";
+  a.input(input::GateOpened{});
+  ASSERT_EQ(a.calls.size(), 1u);
+  b.input(input::GateOpened{});  // the stale one
+  EXPECT_TRUE(b.calls.empty()) << "b's close must wait for the gate a holds";
+  a.complete();
+  deliver(gate, a, b);
+  ASSERT_EQ(b.calls.size(), 1u);
+  EXPECT_EQ(b.calls[0].call.kind, CallKind::close);
+  b.complete();
+  EXPECT_TRUE(b.finished);
+  EXPECT_FALSE(gate.gate.holder().has_value());
+}
+
 TEST(ExclusiveGate, HandsOverInFifoOrderAndCancelOfTheHolderReleases) {
   ExclusiveGate g;
   EXPECT_TRUE(g.try_acquire(1));
