@@ -150,7 +150,12 @@ void Connection::Impl::on_deadline() {
   }
   if (close_emitted_) return;
   if (idle_since_ && now_ >= *idle_since_ + limits_.grace_period) {
-    begin_closing(EndReason::grace_expired);
+    // A client stalled in the middle of a WRITE payload can never get that reply:
+    // hard-disconnect rather than close as if everything had been answered.
+    if (reader_ == Reader::write_payload)
+      abort(EndReason::grace_expired);
+    else
+      begin_closing(EndReason::grace_expired);
     return;
   }
   const bool waiting_for_plugin = reader_ == Reader::awaiting_plugin;

@@ -42,6 +42,11 @@ namespace flag = core::call_flag;  // fua, may_trim, fast_zero, req_one
 inline constexpr std::uint32_t extent_hole = 1;  // NBDKIT_EXTENT_HOLE
 inline constexpr std::uint32_t extent_zero = 2;  // NBDKIT_EXTENT_ZERO
 
+// can_fua() and can_cache() answer one of these, as nbdkit's NBDKIT_FUA_* / NBDKIT_CACHE_*.
+// emulate: nbdd does the work (FUA: flush after the write; cache: pread and discard).
+inline constexpr int fua_none = 0, fua_emulate = 1, fua_native = 2;
+inline constexpr int cache_none = 0, cache_emulate = 1, cache_native = 2;
+
 // What nbdd offers the plugin. Safe to call from any thread, several at once.
 class Host {
  public:
@@ -133,9 +138,12 @@ class Plugin {
   virtual int can_trim(Handle& h) { (void)h; return has_trim(); }
   virtual int can_zero(Handle& h) { (void)h; return can_write(h); }  // emulated by pwrite
   virtual int can_fast_zero(Handle& h) { (void)h; return has_zero(); }
-  virtual int can_fua(Handle& h) { (void)h; return has_flush(); }      // emulated by flush
+  // can_fua: fua_none, fua_emulate (nbdd flushes after the write) or fua_native (the
+  // plugin honours flag::fua itself).
+  virtual int can_fua(Handle& h) { (void)h; return has_flush() ? fua_emulate : fua_none; }
   virtual int can_multi_conn(Handle& h) { (void)h; return 0; }
-  virtual int can_cache(Handle& h) { (void)h; return has_cache(); }
+  // can_cache: cache_none, cache_emulate (nbdd preads and discards) or cache_native.
+  virtual int can_cache(Handle& h) { (void)h; return has_cache() ? cache_native : cache_none; }
   virtual int can_extents(Handle& h) { (void)h; return has_extents(); }
   virtual int is_rotational(Handle& h) { (void)h; return 0; }
 

@@ -5,6 +5,7 @@
 // Thread-safety: run() may be called from several threads at once for different
 // connections, and for the same connection as the thread model allows (the core gates).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,6 +32,10 @@ struct ConnectionPluginState {
   core::ConnectionId id = 0;
   std::unique_ptr<Handle> handle;
   bool readonly = false;
+  // Answers cached by run(open) so data calls need no can_* call (set by PluginHost only).
+  int fua_mode = fua_none;      // can_fua(): fua_none / fua_emulate / fua_native
+  int cache_mode = cache_none;  // can_cache(): cache_none / cache_emulate / cache_native
+  bool can_extents = false;     // false: run(extents) reports the range as allocated data
 };
 
 class PluginHost final : public Host {
@@ -48,6 +53,10 @@ class PluginHost final : public Host {
   // Exactly once, after every connection finished.
   void unload();
 
+  // The plugin's preconnect(readonly) for a new client (not a connected callback: a
+  // disconnect() from it is ignored; an errno refuses the client). Returns 0 or an errno.
+  int preconnect(core::ConnectionId id, bool readonly);
+
   // Runs one call for one connection. Returns 0 or an errno. Sets up the thread-local
   // "current connection" so the plugin's disconnect() reaches the right connection.
   int run(ConnectionPluginState& conn, const core::PluginCall& call);
@@ -58,10 +67,26 @@ class PluginHost final : public Host {
   void error(std::string_view message) override;
   void debug(std::string_view message) override;
 
+  // The message the plugin attached with error() during the last run()/start()/
+  // build_catalog() on this thread (empty if none). For the driver's log line.
+  static const std::string& last_error();
+
  private:
   std::unique_ptr<Plugin> plugin_;
   HostHooks hooks_;
   std::once_flag unloaded_;
+  std::atomic<bool> loaded_{false};    // load() succeeded, so unload() is owed
+  std::atomic<bool> unloaded_flag_{false};  // set before unload(): run() then refuses
+
+  int run_connected(ConnectionPluginState& conn, const core::PluginCall& call);
+  int run_open(ConnectionPluginState& conn, const core::PluginCall& call);
+  int run_close(ConnectionPluginState& conn);
+  int write_with_fua(ConnectionPluginState& conn, std::span<const std::byte> data,
+                     std::uint64_t offset, std::uint32_t flags);
+  int zero_with_fallback(ConnectionPluginState& conn, const core::PluginCall& call);
+  int extents_with_fallback(ConnectionPluginState& conn, const core::PluginCall& call);
+  int cache_with_fallback(ConnectionPluginState& conn, const core::PluginCall& call);
+  std::string probe_export(bool readonly, const ExportEntry& entry, core::ExportInfo& out);
 };
 
 }  // namespace nbdd::plugin

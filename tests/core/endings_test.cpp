@@ -78,6 +78,21 @@ TEST_F(Endings, GracePeriodStartsOnceNothingIsInFlight) {
   EXPECT_TRUE(h.finished);
 }
 
+// Fuzz finding F1: the grace period expires while a WRITE accepted before the graceful
+// moment is still missing payload bytes. That request can never be answered: abort.
+TEST_F(Endings, GraceExpiringMidWritePayloadIsAHardDisconnect) {
+  h.send(request(nbd::Cmd::write, 1, 0, 4096));
+  h.send(Bytes(100, std::byte{1}));
+  h.input(input::DisconnectRequested{false});
+  h.advance(Limits{}.grace_period);
+  h.input(input::DeadlineReached{});
+  EXPECT_TRUE(h.closed_abort);
+  EXPECT_FALSE(h.closed_flush);
+  h.complete();  // close
+  EXPECT_TRUE(h.finished);
+  EXPECT_EQ(h.conn->stats().end_reason, EndReason::grace_expired);
+}
+
 TEST_F(Endings, AClientThatNeverReadsCannotPinTheConnection) {
   h.auto_ack = false;
   h.send(request(nbd::Cmd::read, 1, 0, 512));

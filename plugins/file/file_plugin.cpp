@@ -1,0 +1,209 @@
+#include "plugins/file/file_plugin.hpp"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace nbdd::plugin::file {
+namespace {
+
+struct FileHandle final : Handle {
+  int fd = -1;
+  bool readonly = false;
+  bool block_device = false;
+  // Cleared on the first EOPNOTSUPP so unsupported fallocate modes are tried once.
+  std::atomic<bool> can_punch{true};
+  std::atomic<bool> can_zero_range{true};
+  std::atomic<bool> can_seek_data{true};
+  ~FileHandle() override {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+FileHandle& as_file(Handle& h) { return static_cast<FileHandle&>(h); }
+
+bool unsupported(int err) { return err == EOPNOTSUPP || err == ENOTSUP || err == ENOSYS || err == EINVAL; }
+
+// fallocate with one mode, remembering "unsupported" in `supported`. 0, ENOTSUP or errno.
+int try_fallocate(FileHandle& fh, std::atomic<bool>& supported, int mode, std::uint64_t count, std::uint64_t offset) {
+  if (!supported.load(std::memory_order_relaxed)) return ENOTSUP;
+  if (::fallocate(fh.fd, mode, static_cast<off_t>(offset), static_cast<off_t>(count)) == 0) return 0;
+  const int err = errno;
+  if (unsupported(err)) {
+    supported.store(false, std::memory_order_relaxed);
+    return ENOTSUP;
+  }
+  return err;
+}
+
+}  // namespace
+
+int FilePlugin::fail(const char* what, int err) {
+  host().error(std::string(what) + ": " + path_ + ": " + std::strerror(err));
+  return err;
+}
+
+int FilePlugin::config(std::string_view key, std::string_view value) {
+  if (key != "file") {
+    host().error("unknown parameter '" + std::string(key) + "' (file takes file=PATH)");
+    return EINVAL;
+  }
+  path_ = std::string(value);
+  return 0;
+}
+
+int FilePlugin::config_complete() {
+  if (path_.empty()) {
+    host().error("the file parameter is required (e.g. file disk.img)");
+    return EINVAL;
+  }
+  struct stat st;
+  if (::stat(path_.c_str(), &st) != 0) return fail("stat", errno);
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    host().error(path_ + ": not a regular file or block device");
+    return EINVAL;
+  }
+  return 0;
+}
+
+int FilePlugin::open(bool readonly, std::string_view, std::unique_ptr<Handle>& out) {
+  auto fh = std::make_unique<FileHandle>();
+  if (!readonly) fh->fd = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
+  // Falling back to read-only mirrors nbdkit: a file we may not write is served read-only.
+  if (fh->fd < 0 && (readonly || errno == EACCES || errno == EROFS || errno == EPERM)) {
+    fh->fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    fh->readonly = true;
+  }
+  if (fh->fd < 0) return fail("open", errno);
+  struct stat st;
+  if (::fstat(fh->fd, &st) != 0) return fail("fstat", errno);
+  fh->block_device = S_ISBLK(st.st_mode);
+  out = std::move(fh);
+  return 0;
+}
+
+void FilePlugin::close(Handle&) {}  // the descriptor closes with the handle
+
+int FilePlugin::get_size(Handle& h, std::uint64_t& size) {
+  FileHandle& fh = as_file(h);
+  if (fh.block_device) {
+    std::uint64_t bytes = 0;
+    if (::ioctl(fh.fd, BLKGETSIZE64, &bytes) != 0) return fail("BLKGETSIZE64", errno);
+    size = bytes;
+    return 0;
+  }
+  struct stat st;
+  if (::fstat(fh.fd, &st) != 0) return fail("fstat", errno);
+  size = static_cast<std::uint64_t>(st.st_size);
+  return 0;
+}
+
+int FilePlugin::can_write(Handle& h) { return as_file(h).readonly ? 0 : 1; }
+
+// SEEK_DATA/SEEK_HOLE mean nothing on block devices; there every byte is data.
+int FilePlugin::can_extents(Handle& h) { return as_file(h).block_device ? 0 : 1; }
+
+int FilePlugin::pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t) {
+  FileHandle& fh = as_file(h);
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    const ssize_t n = ::pread(fh.fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("pread", errno);
+    if (n == 0) {  // the file shrank under us: the export size is a promise we cannot keep
+      host().error("pread: " + path_ + ": unexpected end of file");
+      return EIO;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+int FilePlugin::pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags) {
+  FileHandle& fh = as_file(h);
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    const ssize_t n = ::pwrite(fh.fd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("pwrite", errno);
+    done += static_cast<std::size_t>(n);
+  }
+  return (flags & flag::fua) ? flush(h, 0) : 0;
+}
+
+int FilePlugin::flush(Handle& h, std::uint32_t) {
+  if (::fdatasync(as_file(h).fd) != 0) return fail("fdatasync", errno);
+  return 0;
+}
+
+// Trim is advisory: where holes cannot be punched, doing nothing is a valid trim.
+int FilePlugin::trim(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) {
+  FileHandle& fh = as_file(h);
+  const int r = try_fallocate(fh, fh.can_punch, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count, offset);
+  if (r != 0 && r != ENOTSUP) return fail("fallocate(PUNCH_HOLE)", r);
+  return (flags & flag::fua) ? flush(h, 0) : 0;
+}
+
+// Fast paths first: zero range keeps allocation (NBD_CMD_FLAG_NO_HOLE semantics), punching
+// a hole is allowed only with may_trim. ENOTSUP lets the host write zeroes instead, or
+// fail a FAST_ZERO request.
+int FilePlugin::zero(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) {
+  FileHandle& fh = as_file(h);
+  int r = ENOTSUP;
+  if (flags & flag::may_trim)
+    r = try_fallocate(fh, fh.can_punch, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, count, offset);
+  if (r == ENOTSUP)
+    r = try_fallocate(fh, fh.can_zero_range, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, count, offset);
+  if (r == ENOTSUP) return ENOTSUP;
+  if (r != 0) return fail("fallocate(zero)", r);
+  return (flags & flag::fua) ? flush(h, 0) : 0;
+}
+
+int FilePlugin::extents(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t, ExtentSink& sink) {
+  FileHandle& fh = as_file(h);
+  const std::uint64_t end = offset + count;
+  std::uint64_t pos = offset;
+  constexpr std::uint32_t hole = extent_hole | extent_zero;
+  while (pos < end) {
+    if (!fh.can_seek_data.load(std::memory_order_relaxed)) return sink.add(pos, end - pos, 0), 0;
+    off_t data = ::lseek(fh.fd, static_cast<off_t>(pos), SEEK_DATA);
+    if (data < 0 && errno == ENXIO) {
+      data = static_cast<off_t>(end);  // no data after pos: the rest is a hole
+    } else if (data < 0) {
+      if (errno == EINVAL || errno == EOPNOTSUPP) {
+        fh.can_seek_data.store(false, std::memory_order_relaxed);
+        continue;
+      }
+      return fail("lseek(SEEK_DATA)", errno);
+    }
+    const std::uint64_t data_at = std::min<std::uint64_t>(static_cast<std::uint64_t>(data), end);
+    if (data_at > pos) {
+      if (!sink.add(pos, data_at - pos, hole)) return 0;
+      pos = data_at;
+      continue;
+    }
+    const off_t hole_at = ::lseek(fh.fd, static_cast<off_t>(pos), SEEK_HOLE);
+    if (hole_at < 0) return fail("lseek(SEEK_HOLE)", errno);
+    const std::uint64_t data_end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole_at), end);
+    if (data_end <= pos) {  // raced with a concurrent write or truncate: call it data
+      return sink.add(pos, end - pos, 0), 0;
+    }
+    if (!sink.add(pos, data_end - pos, 0)) return 0;
+    pos = data_end;
+  }
+  return 0;
+}
+
+int FilePlugin::cache(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t) {
+  const int r = ::posix_fadvise(as_file(h).fd, static_cast<off_t>(offset), static_cast<off_t>(count), POSIX_FADV_WILLNEED);
+  return r == 0 ? 0 : fail("posix_fadvise", r);
+}
+
+}  // namespace nbdd::plugin::file

@@ -1,0 +1,60 @@
+// `file file=PATH`: serves a regular file or a block device (nbdkit-file-plugin's
+// arguments). Each connection opens its own descriptor; positional I/O lets every
+// connection's requests run in parallel. Read-only when the file cannot be opened for
+// writing. Trim/zero use fallocate where the filesystem supports it and remember (per
+// connection) when it does not, so unsupported calls are not retried on every request.
+#pragma once
+#include <atomic>
+#include <string>
+
+#include "plugins/plugin_api.hpp"
+
+namespace nbdd::plugin::file {
+
+class FilePlugin final : public Plugin {
+ public:
+  std::string_view name() const override { return "file"; }
+  std::string_view description() const override { return "serves a file or block device"; }
+  std::string_view magic_config_key() const override { return "file"; }
+  std::string config_help() const override { return "file=PATH  The file or block device to serve (required)"; }
+  ThreadModel thread_model() const override { return ThreadModel::parallel; }
+
+  int config(std::string_view key, std::string_view value) override;
+  int config_complete() override;
+
+  int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) override;
+  void close(Handle& h) override;
+  int get_size(Handle& h, std::uint64_t& size) override;
+  int can_write(Handle& h) override;
+  int can_flush(Handle&) override { return 1; }
+  int can_trim(Handle& h) override { return can_write(h); }
+  int can_zero(Handle& h) override { return can_write(h); }
+  int can_fast_zero(Handle& h) override { return can_write(h); }
+  int can_fua(Handle&) override { return fua_native; }
+  int can_multi_conn(Handle&) override { return 1; }  // fdatasync covers every descriptor
+  int can_cache(Handle&) override { return cache_native; }
+  int can_extents(Handle& h) override;
+
+  int pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
+  int pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
+  int flush(Handle& h, std::uint32_t flags) override;
+  int trim(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
+  int zero(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
+  int extents(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+              ExtentSink& sink) override;
+  int cache(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
+
+  bool has_pwrite() const override { return true; }
+  bool has_flush() const override { return true; }
+  bool has_trim() const override { return true; }
+  bool has_zero() const override { return true; }
+  bool has_extents() const override { return true; }
+  bool has_cache() const override { return true; }
+
+ private:
+  int fail(const char* what, int err);
+
+  std::string path_;
+};
+
+}  // namespace nbdd::plugin::file

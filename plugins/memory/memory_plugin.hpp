@@ -1,0 +1,62 @@
+// `memory size=N`: a sparse RAM disk (nbdkit-memory-plugin's arguments). What the
+// benchmarks measure, so the data path is SparseStore's lock-striped copy and nothing else.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "plugins/memory/sparse_store.hpp"
+#include "plugins/plugin_api.hpp"
+
+namespace nbdd::plugin::memory {
+
+class MemoryPlugin final : public Plugin {
+ public:
+  std::string_view name() const override { return "memory"; }
+  std::string_view description() const override { return "sparse in-memory disk"; }
+  std::string_view magic_config_key() const override { return "size"; }
+  std::string config_help() const override { return "size=SIZE  Size of the disk (required), e.g. 1G"; }
+  ThreadModel thread_model() const override { return ThreadModel::parallel; }
+
+  int config(std::string_view key, std::string_view value) override;
+  int config_complete() override;
+
+  int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) override;
+  int get_size(Handle& h, std::uint64_t& size) override;
+  int can_write(Handle&) override { return 1; }
+  int can_flush(Handle&) override { return 1; }
+  int can_trim(Handle&) override { return 1; }
+  int can_zero(Handle&) override { return 1; }
+  int can_fast_zero(Handle&) override { return 1; }
+  int can_fua(Handle&) override { return fua_native; }  // RAM: nothing to make durable
+  int can_multi_conn(Handle&) override { return 1; }     // one store, seen by all
+  int can_cache(Handle&) override { return cache_native; }
+  int can_extents(Handle&) override { return 1; }
+
+  int pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
+  int pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
+  int flush(Handle&, std::uint32_t) override { return 0; }
+  int trim(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
+  int zero(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
+  int extents(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+              ExtentSink& sink) override;
+  int cache(Handle&, std::uint64_t, std::uint64_t, std::uint32_t) override { return 0; }
+
+  bool has_pwrite() const override { return true; }
+  bool has_flush() const override { return true; }
+  bool has_trim() const override { return true; }
+  bool has_zero() const override { return true; }
+  bool has_extents() const override { return true; }
+  bool has_cache() const override { return true; }
+
+  // Pages holding data now (for tests and --verbose statistics).
+  std::uint64_t allocated_bytes() const { return store_ ? store_->allocated_pages() * SparseStore::page_bytes : 0; }
+
+ private:
+  bool in_range(std::uint64_t count, std::uint64_t offset) const;
+
+  std::uint64_t size_bytes_ = 0;
+  bool size_set_ = false;
+  std::unique_ptr<SparseStore> store_;
+};
+
+}  // namespace nbdd::plugin::memory

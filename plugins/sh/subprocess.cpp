@@ -1,0 +1,164 @@
+#include "plugins/sh/subprocess.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace nbdd::plugin::sh {
+namespace {
+
+constexpr std::size_t error_text_max = 64 * 1024;
+
+struct Pipe {
+  int fd[2] = {-1, -1};
+  int open() { return ::pipe2(fd, O_CLOEXEC) == 0 ? 0 : errno; }
+  void close_end(int i) {
+    if (fd[i] >= 0) ::close(fd[i]);
+    fd[i] = -1;
+  }
+  ~Pipe() {
+    close_end(0);
+    close_end(1);
+  }
+};
+
+void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+// write() that cannot kill the process with SIGPIPE: block it on this thread for the call
+// and discard the one the kernel queued if the reader was gone. Process-wide SIG_IGN would
+// work too, but a library must not change the daemon's signal dispositions.
+ssize_t write_no_sigpipe(int fd, const void* data, std::size_t len) {
+  sigset_t pipe_set, saved;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
+  const ssize_t n = ::write(fd, data, len);
+  const int err = errno;
+  if (n < 0 && err == EPIPE) {
+    const timespec zero{0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+  errno = err;
+  return n;
+}
+
+// Reads what is available; returns false at EOF or on error.
+bool drain_stdout(int fd, OutputSink& out) {
+  char scratch[16384];
+  for (;;) {
+    const std::size_t fixed_room = out.total < out.fixed.size() ? out.fixed.size() - out.total : 0;
+    void* dst = fixed_room > 0 ? static_cast<void*>(out.fixed.data() + out.total) : scratch;
+    const std::size_t len = fixed_room > 0 ? fixed_room : sizeof scratch;
+    const ssize_t n = ::read(fd, dst, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno == EAGAIN;
+    if (n == 0) return false;
+    if (fixed_room == 0 && out.text.size() < out.text_max && out.fixed.empty())
+      out.text.append(scratch, std::min<std::size_t>(static_cast<std::size_t>(n), out.text_max - out.text.size()));
+    out.total += static_cast<std::size_t>(n);
+  }
+}
+
+bool drain_stderr(int fd, std::string& text) {
+  char scratch[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, scratch, sizeof scratch);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno == EAGAIN;
+    if (n == 0) return false;
+    if (text.size() < error_text_max)
+      text.append(scratch, std::min<std::size_t>(static_cast<std::size_t>(n), error_text_max - text.size()));
+  }
+}
+
+int spawn(const std::vector<std::string>& argv, char* const* envp, Pipe& in, Pipe& out, Pipe& err, pid_t& pid) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  // Descriptors other code opened without O_CLOEXEC (client sockets, say) must not live
+  // on in the script: a backgrounded child would keep a closed connection half-open.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+  // The child starts with no blocked signals and default SIGPIPE, whatever the worker
+  // thread that spawned it had (Asio threads block signals; daemons ignore SIGPIPE).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const int r = posix_spawn(&pid, args[0], &actions, &attr, args.data(), envp);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  return r;
+}
+
+}  // namespace
+
+int run_process(const std::vector<std::string>& argv, char* const* envp, std::span<const std::byte> input,
+                OutputSink& out, ProcessResult& result) {
+  Pipe in, outp, errp;
+  for (Pipe* p : {&in, &outp, &errp})
+    if (int r = p->open(); r != 0) return r;
+  pid_t pid = -1;
+  if (int r = spawn(argv, envp, in, outp, errp, pid); r != 0) return r;
+  in.close_end(0);
+  outp.close_end(1);
+  errp.close_end(1);
+  for (int fd : {in.fd[1], outp.fd[0], errp.fd[0]}) set_nonblocking(fd);
+
+  std::size_t written = 0;
+  if (input.empty()) in.close_end(1);  // EOF at once for methods without data
+  bool out_open = true, err_open = true;
+  while (out_open || err_open || in.fd[1] >= 0) {
+    pollfd fds[3] = {{outp.fd[0], POLLIN, 0}, {errp.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}};
+    if (!out_open) fds[0].fd = -1;
+    if (!err_open) fds[1].fd = -1;
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;  // cannot happen with valid fds; fall through to reaping
+    }
+    if (out_open && fds[0].revents) out_open = drain_stdout(outp.fd[0], out);
+    if (err_open && fds[1].revents) err_open = drain_stderr(errp.fd[0], result.error_text);
+    if (in.fd[1] >= 0 && fds[2].revents) {
+      const ssize_t n = write_no_sigpipe(in.fd[1], input.data() + written, input.size() - written);
+      if (n > 0) written += static_cast<std::size_t>(n);
+      // Done, or the child stopped reading (EPIPE): its exit status tells the story.
+      if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) in.close_end(1);
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return errno;
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else {
+    result.exit_code = -1;
+    result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
+  return 0;
+}
+
+}  // namespace nbdd::plugin::sh

@@ -1,0 +1,158 @@
+#include "plugins/memory/memory_plugin.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/plugins/host_harness.hpp"
+
+namespace nbdd::test {
+namespace {
+
+using plugin::memory::MemoryPlugin;
+constexpr std::uint64_t page = plugin::memory::SparseStore::page_bytes;
+constexpr std::uint32_t hole_zero = plugin::extent_hole | plugin::extent_zero;
+
+struct MemoryTest : ::testing::Test {
+  void start(const std::string& size) {
+    h = std::make_unique<HostHarness>(std::make_unique<MemoryPlugin>());
+    ASSERT_EQ(h->start({size}), "");
+    ASSERT_EQ(h->open(conn), 0);
+  }
+  MemoryPlugin& mem() { return h->plugin_as<MemoryPlugin>(); }
+  std::unique_ptr<HostHarness> h;
+  ConnectionPluginState conn;
+};
+
+TEST_F(MemoryTest, LargeEmptyDiskCostsNothingAndWritesAllocateOnePage) {
+  start("2T");
+  EXPECT_EQ(mem().allocated_bytes(), 0u);
+  const auto data = bytes_of("hello, far away");
+  const std::uint64_t far = 1ull << 40;
+  ASSERT_EQ(h->pwrite(conn, data, far + 100), 0);
+  EXPECT_EQ(mem().allocated_bytes(), page);
+  std::vector<std::byte> back(data.size());
+  ASSERT_EQ(h->pread(conn, back, far + 100), 0);
+  EXPECT_EQ(back, data);
+  std::vector<std::byte> big(4 << 20, std::byte{1});
+  ASSERT_EQ(h->pread(conn, big, 5ull << 30), 0);  // unallocated: zeroes, no allocation
+  EXPECT_EQ(big, std::vector<std::byte>(4 << 20));
+  EXPECT_EQ(mem().allocated_bytes(), page);
+}
+
+TEST_F(MemoryTest, WriteAcrossPagesReadsBackExactly) {
+  start("1M");
+  std::vector<std::byte> data(3 * page);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 7 + 3);
+  ASSERT_EQ(h->pwrite(conn, data, 1000), 0);
+  std::vector<std::byte> back(data.size() + 2000);
+  ASSERT_EQ(h->pread(conn, back, 0), 0);
+  EXPECT_EQ(back[999], std::byte{0});
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), back.begin() + 1000));
+  EXPECT_EQ(mem().allocated_bytes(), 4 * page);
+}
+
+TEST_F(MemoryTest, TrimAndZeroReleaseWholePagesAndZeroPartialOnes) {
+  start("1M");
+  ASSERT_EQ(h->pwrite(conn, filled(4 * page, 0x5a), 0), 0);
+  EXPECT_EQ(mem().allocated_bytes(), 4 * page);
+  ASSERT_EQ(h->trim(conn, 2 * page, 0), 0);
+  EXPECT_EQ(mem().allocated_bytes(), 2 * page);
+  ASSERT_EQ(h->zero(conn, 100, 2 * page + 10, plugin::flag::may_trim), 0);
+  EXPECT_EQ(mem().allocated_bytes(), 2 * page);
+  std::vector<std::byte> back(4 * page);
+  ASSERT_EQ(h->pread(conn, back, 0), 0);
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    const bool zeroed = i < 2 * page || (i >= 2 * page + 10 && i < 2 * page + 110);
+    ASSERT_EQ(back[i], zeroed ? std::byte{0} : std::byte{0x5a}) << i;
+  }
+  ASSERT_EQ(h->zero(conn, 2 * page, 2 * page, plugin::flag::fast_zero), 0);
+  EXPECT_EQ(mem().allocated_bytes(), 0u);
+}
+
+TEST_F(MemoryTest, ExtentsReportHolesAndData) {
+  start("1M");
+  ASSERT_EQ(h->pwrite(conn, filled(100, 1), 2 * page + 5), 0);
+  std::vector<core::Extent> out;
+  ASSERT_EQ(h->extents(conn, (1 << 20) - 10, 10, 0, out), 0);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].offset, 10u);
+  EXPECT_EQ(out[0].length, 2 * page - 10);
+  EXPECT_EQ(out[0].type, hole_zero);
+  EXPECT_EQ(out[1].offset, 2 * page);
+  EXPECT_EQ(out[1].length, page);
+  EXPECT_EQ(out[1].type, 0u);
+  EXPECT_EQ(out[2].offset, 3 * page);
+  EXPECT_EQ(out[2].length, (1 << 20) - 3 * page);
+  EXPECT_EQ(out[2].type, hole_zero);
+}
+
+TEST_F(MemoryTest, ExtentsOfAHugeEmptyDiskAreOneHole) {
+  start("1P");
+  std::vector<core::Extent> out;
+  ASSERT_EQ(h->extents(conn, 0xffffffffu, (1ull << 49) + 3, 0, out), 0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].length, 0xffffffffu);
+  EXPECT_EQ(out[0].type, hole_zero);
+}
+
+TEST_F(MemoryTest, BadOrMissingSizeFailsAtStart) {
+  HostHarness bad(std::make_unique<MemoryPlugin>());
+  EXPECT_NE(bad.start({"size=12Q"}).find("12Q"), std::string::npos);
+  HostHarness missing(std::make_unique<MemoryPlugin>());
+  EXPECT_NE(missing.start({}).find("size"), std::string::npos);
+}
+
+TEST_F(MemoryTest, CatalogAdvertisesEverything) {
+  start("1G");
+  core::ExportCatalog catalog;
+  ASSERT_EQ(h->host->build_catalog(false, catalog), "");
+  const auto& caps = catalog.exports.at(0).caps;
+  EXPECT_EQ(catalog.exports[0].size_bytes, 1u << 30);
+  EXPECT_TRUE(caps.can_write && caps.can_flush && caps.can_trim && caps.can_zero && caps.can_fast_zero &&
+              caps.can_fua && caps.can_multi_conn && caps.can_cache && caps.can_extents);
+  EXPECT_EQ(h->host->plugin().thread_model(), plugin::ThreadModel::parallel);
+}
+
+// Eight connections hammer the store at once (run under TSan in CI): each owns a region
+// it writes and verifies, and all share one region where 4 KiB blocks are overwritten by
+// everyone; every shared block must end up holding exactly one writer's bytes.
+TEST_F(MemoryTest, ConcurrentWritersKeepDataIntact) {
+  start("64M");
+  constexpr int thread_count = 8;
+  constexpr std::uint64_t region = 1 << 20;
+  constexpr std::uint64_t shared_base = 32 << 20;
+  constexpr std::size_t block = 4096;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < thread_count; ++t) {
+    threads.emplace_back([&, t] {
+      ConnectionPluginState c;
+      c.id = t;
+      ASSERT_EQ(h->open(c), 0);
+      std::vector<std::byte> buf(block), back(block);
+      for (int i = 0; i < 64; ++i) {
+        const std::uint64_t own = t * region + (i * 7919 % (region / block)) * block + (i % 3);
+        for (std::size_t k = 0; k < block; ++k) buf[k] = static_cast<std::byte>(t * 31 + i + k);
+        ASSERT_EQ(h->pwrite(c, buf, own), 0);
+        ASSERT_EQ(h->pread(c, back, own), 0);
+        ASSERT_EQ(back, buf);
+        std::vector<std::byte> mine(block, static_cast<std::byte>(t + 1));
+        ASSERT_EQ(h->pwrite(c, mine, shared_base + (i % 16) * block), 0);
+        if (i % 8 == 7) {
+          ASSERT_EQ(h->trim(c, page, shared_base + page), 0);
+        }
+      }
+      ASSERT_EQ(h->close(c), 0);
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::byte> back(block);
+  for (int b = 0; b < 16; ++b) {
+    ASSERT_EQ(h->pread(conn, back, shared_base + b * block), 0);
+    for (std::size_t k = 1; k < block; ++k) ASSERT_EQ(back[k], back[0]) << "block " << b;
+    EXPECT_LE(static_cast<int>(back[0]), thread_count);
+  }
+}
+
+}  // namespace
+}  // namespace nbdd::test
