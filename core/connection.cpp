@@ -150,9 +150,12 @@ void Connection::Impl::on_deadline() {
   }
   if (close_emitted_) return;
   if (idle_since_ && now_ >= *idle_since_ + limits_.grace_period) {
-    // A client stalled in the middle of a WRITE payload can never get that reply:
-    // hard-disconnect rather than close as if everything had been answered.
-    if (reader_ == Reader::write_payload)
+    // A request the client sent but we never took (a WRITE payload still arriving, or a
+    // header staged behind back-pressure because our replies were not read) can never be
+    // answered now: hard-disconnect rather than close as if everything had been answered.
+    const bool request_pending =
+        reader_ == Reader::write_payload || (reader_ == Reader::request_header && staged() > 0);
+    if (request_pending)
       abort(EndReason::grace_expired);
     else
       begin_closing(EndReason::grace_expired);

@@ -93,6 +93,26 @@ TEST_F(Endings, GraceExpiringMidWritePayloadIsAHardDisconnect) {
   EXPECT_EQ(h.conn->stats().end_reason, EndReason::grace_expired);
 }
 
+// Fuzz finding F2: replies not read hold every slot, so a request header waits staged;
+// when the grace period expires it can never be answered: abort.
+TEST(EndingsBackPressure, GraceExpiringWithAStagedRequestIsAHardDisconnect) {
+  Limits lim;
+  lim.in_flight_max = 2;
+  Harness h(default_catalog(), lim);
+  h.handshake();
+  h.auto_ack = false;
+  h.send(request(nbd::Cmd::flush, 1, 0, 0));
+  h.send(request(nbd::Cmd::flush, 2, 0, 0));
+  h.complete_all();
+  EXPECT_FALSE(h.conn->wants_read());
+  h.input(input::BytesReceived{request(nbd::Cmd::read, 3, 0, 512)});  // a driver read it anyway
+  h.input(input::DisconnectRequested{false});
+  h.advance(Limits{}.grace_period);
+  h.input(input::DeadlineReached{});
+  EXPECT_TRUE(h.closed_abort);
+  EXPECT_FALSE(h.closed_flush);
+}
+
 TEST_F(Endings, AClientThatNeverReadsCannotPinTheConnection) {
   h.auto_ack = false;
   h.send(request(nbd::Cmd::read, 1, 0, 512));
