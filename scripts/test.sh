@@ -5,7 +5,7 @@
 # Stages:
 #   default  g++ RelWithDebInfo, -Werror: every test (unit, property, sim, integration, fuzz replay)
 #   asan     clang ASan+UBSan: unit, property and fuzz-corpus replay
-#   tsan     clang TSan: the threaded code (net unit tests) and the integration tests
+#   tsan     clang TSan: the threaded tests (net, plugins) and the integration tests
 #   mutants  each deliberate bug in sim/mutants/ must be caught by the simulator
 #   fuzz     clang libFuzzer: replay corpora, then fuzz each target for NBDD_FUZZ_SECONDS (60)
 # Builds are incremental: a second run only rebuilds what changed.
@@ -52,8 +52,8 @@ for stage in "${stages[@]}"; do
       ;;
     tsan)
       log "tsan build"
-      build tsan
-      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|integration'
+      build tsan nbdd net_tests plugins_tests integration_tests
+      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|threaded|integration'
       ;;
     mutants)
       log "mutants"
@@ -61,8 +61,7 @@ for stage in "${stages[@]}"; do
       ;;
     fuzz)
       log "fuzz"
-      build fuzz
-      scripts/fuzz-ci.sh "${NBDD_FUZZ_SECONDS:-60}"
+      scripts/fuzz-ci.sh "${NBDD_FUZZ_SECONDS:-60}" build/fuzz  # builds only the fuzz targets
       ;;
     *)
       echo "test.sh: unknown stage '$stage' (default, asan, tsan, mutants, fuzz)" >&2

@@ -1,0 +1,215 @@
+#include "net/connection_session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <cstring>
+#include <string>
+
+#include "core/assert.hpp"
+#include "net/log.hpp"
+#include "net/real_clock.hpp"
+#include "net/worker_pool.hpp"
+
+namespace nbdd::net {
+namespace asio = boost::asio;
+
+namespace {
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+constexpr std::size_t fallback_bytes = 64 * 1024;
+}  // namespace
+
+ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,
+                                     const core::ConnectionConfig& config, SessionContext& context)
+    : strand_(strand),
+      stream_(std::move(stream)),
+      id_(config.id),
+      conn_(config),
+      context_(context),
+      timer_(strand) {
+  plugin_state_.id = config.id;
+  plugin_state_.readonly = config.catalog != nullptr && config.catalog->read_only;
+}
+
+ConnectionSession::~ConnectionSession() = default;
+
+void ConnectionSession::start() {
+  asio::post(strand_, [self = shared_from_this()] {
+    self->drain_actions();  // the greeting is queued by the constructor
+    self->kick();
+  });
+}
+
+void ConnectionSession::post_input(const core::Input& input) {
+  NBDD_ASSERT(!std::holds_alternative<core::input::BytesReceived>(input));
+  asio::post(strand_, [self = shared_from_this(), input] { self->feed(input); });
+}
+
+void ConnectionSession::log(const char* direction, const std::string& text) const {
+  log::debug("conn=" + std::to_string(id_) + " " + direction + " " + text);
+}
+
+void ConnectionSession::feed(const core::Input& input) {
+  feed_one(input);
+  kick();
+}
+
+void ConnectionSession::feed_one(const core::Input& input) {
+  if (finished_) return;
+  if (log::verbose()) log("in ", core::describe(input));
+  conn_.handle(now(), input);
+  drain_actions();
+}
+
+void ConnectionSession::drain_actions() {
+  while (!finished_) {
+    auto action = conn_.next_action();
+    if (!action) break;
+    if (log::verbose()) log("act", core::describe(*action));
+    execute(*action);
+  }
+}
+
+void ConnectionSession::execute(core::Action& action) {
+  std::visit(Overloaded{
+                 [&](core::action::Send& send) {
+                   if (!stream_closed_) unsent_.push_back(send);
+                 },
+                 [&](core::action::CallPlugin& call) { do_call(call); },
+                 [&](core::action::Close& close) {
+                   close_mode_ = close.mode;
+                   if (close.mode == core::CloseMode::abort) {
+                     unsent_.clear();  // dropped: a forced close sends nothing more
+                     do_close();
+                   }
+                 },
+                 [&](core::action::Finished&) {
+                   finished_ = true;
+                   timer_at_.reset();
+                   ++timer_generation_;
+                   timer_.cancel();
+                   if (!stream_closed_) do_close();
+                   if (log::verbose())
+                     log("end", std::string("reason=") + core::to_string(conn_.stats().end_reason) +
+                                    " requests=" + std::to_string(conn_.stats().requests));
+                   context_.on_finished(id_);
+                 },
+             },
+             action);
+}
+
+void ConnectionSession::kick() {
+  if (finished_) return;
+  if (!stream_closed_ && !writing_ && !unsent_.empty()) do_write();
+  if (!stream_closed_ && close_mode_ && !writing_ && unsent_.empty()) do_close();
+  if (!stream_closed_ && !close_mode_ && !peer_closed_ && !send_failed_ && !reading_ && conn_.wants_read())
+    do_read();
+  arm_timer();
+}
+
+void ConnectionSession::do_read() {
+  read_target_ = conn_.read_window();
+  read_into_window_ = !read_target_.empty();
+  if (!read_into_window_) {
+    fallback_.resize(fallback_bytes);
+    read_target_ = fallback_;
+  }
+  reading_ = true;
+  stream_->async_read_some(read_target_, [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                     std::size_t n) { self->on_read(ec, n); });
+}
+
+void ConnectionSession::on_read(const boost::system::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (finished_ || stream_closed_) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted || peer_closed_) return;
+    peer_closed_ = true;  // EOF, reset, or any read error: the peer is gone
+    feed(core::input::PeerClosed{});
+    return;
+  }
+  feed(core::input::BytesReceived{std::span<const std::byte>(read_target_.data(), n)});
+}
+
+void ConnectionSession::do_write() {
+  gather_.clear();
+  std::size_t sends = 0;
+  for (const auto& send : unsent_) {
+    if (sends == sends_per_write_max) break;
+    if (!send.header.empty()) gather_.emplace_back(send.header.data(), send.header.size());
+    if (!send.payload.empty()) gather_.emplace_back(send.payload.data(), send.payload.size());
+    ++sends;
+  }
+  writing_ = true;
+  stream_->async_write(gather_, [self = shared_from_this(), sends](const boost::system::error_code& ec,
+                                                                   std::size_t) { self->on_write(ec, sends); });
+}
+
+void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_t sends) {
+  writing_ = false;
+  if (finished_ || stream_closed_) return;  // aborted: these Sends were dropped
+  if (ec) {
+    unsent_.clear();
+    if (!send_failed_) {
+      send_failed_ = true;  // also after PeerClosed: the core still waits for these Sends
+      feed(core::input::SendFailed{});
+    }
+    return;
+  }
+  // Pop first: feeding may emit new Sends, which queue behind the remaining ones.
+  for (std::size_t i = 0; i < sends; ++i) unsent_.pop_front();
+  for (std::size_t i = 0; i < sends; ++i) feed_one(core::input::SendDone{});
+  kick();
+}
+
+void ConnectionSession::do_call(const core::action::CallPlugin& call) {
+  auto self = shared_from_this();
+  context_.workers->submit([self, call] {
+    const int err = self->context_.host.run(self->plugin_state_, call.call);
+    if (err != 0) {  // as nbdkit: a message the plugin attached is an error line
+      const std::string& message = plugin::PluginHost::last_error();
+      const std::string line = "conn=" + std::to_string(self->id_) + " plugin: " +
+                               (message.empty() ? std::string(std::strerror(err)) : message);
+      if (message.empty()) log::debug(line);
+      else log::error(line);
+    }
+    asio::post(self->strand_, [self, slot = call.slot, err] {
+      self->feed(core::input::PluginDone{slot, static_cast<std::int32_t>(err)});
+    });
+  });
+}
+
+void ConnectionSession::do_close() {
+  if (stream_closed_) return;
+  stream_closed_ = true;
+  if (close_mode_ == core::CloseMode::flush_then_close) stream_->shutdown_and_close();
+  else stream_->close();
+}
+
+void ConnectionSession::arm_timer() {
+  const auto deadline = conn_.deadline();
+  if (deadline == timer_at_) return;
+  timer_at_ = deadline;
+  const auto generation = ++timer_generation_;
+  if (!deadline) {
+    timer_.cancel();
+    return;
+  }
+  timer_.expires_at(to_time_point(*deadline));
+  timer_.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
+    self->on_timer(ec, generation);
+  });
+}
+
+void ConnectionSession::on_timer(const boost::system::error_code& ec, std::uint64_t generation) {
+  (void)ec;  // a stale or cancelled wait is recognised by its generation
+  if (finished_ || generation != timer_generation_) return;
+  timer_at_.reset();
+  feed(core::input::DeadlineReached{});
+}
+
+}  // namespace nbdd::net

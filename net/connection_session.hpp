@@ -1,0 +1,84 @@
+// One client connection: owns its core::Connection and its Stream, and runs only on its
+// own strand (Beast's shape: shared_from_this, do_x/on_x). It is a pump (architecture §5.2):
+// feed one Input, execute every Action in order, read only while wants_read(), arm the
+// timer at deadline(). The session lives until action::Finished, so buffers lent to running
+// plugin calls stay valid even after a forced close.
+#pragma once
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/connection.hpp"
+#include "net/stream.hpp"
+#include "plugins/plugin_host.hpp"
+
+namespace nbdd::net {
+
+class WorkerPool;
+
+// What a session needs from the server. Outlives every session.
+struct SessionContext {
+  WorkerPool* workers;  // set before the first session runs (the pool starts in Server::run)
+  plugin::PluginHost& host;
+  std::function<void(core::ConnectionId)> on_finished;  // called once, on the session's strand
+};
+
+class ConnectionSession : public std::enable_shared_from_this<ConnectionSession> {
+ public:
+  ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,
+                    const core::ConnectionConfig& config, SessionContext& context);
+  ~ConnectionSession();
+
+  // Starts the pump (sends the greeting). Call once, from any thread.
+  void start();
+  // Feed an input from another thread (posted to the strand). No BytesReceived.
+  void post_input(const core::Input& input);
+  core::ConnectionId id() const { return id_; }
+
+ private:
+  void feed(const core::Input& input);        // feed_one, then kick
+  void feed_one(const core::Input& input);    // handle() + execute every action
+  void drain_actions();
+  void kick();                                // start writes/reads/close/timer as needed
+  void execute(core::Action& action);
+  void do_read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void do_write();
+  void on_write(const boost::system::error_code& ec, std::size_t sends);
+  static constexpr std::size_t sends_per_write_max = 32;
+  void do_call(const core::action::CallPlugin& call);
+  void do_close();
+  void arm_timer();
+  void on_timer(const boost::system::error_code& ec, std::uint64_t generation);
+  void log(const char* direction, const std::string& text) const;
+
+  Strand strand_;
+  std::unique_ptr<Stream> stream_;
+  core::ConnectionId id_;
+  core::Connection conn_;
+  plugin::ConnectionPluginState plugin_state_;
+  SessionContext& context_;
+  boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                    boost::asio::wait_traits<std::chrono::steady_clock>, Strand>
+      timer_;
+  std::optional<core::Instant> timer_at_;
+  std::uint64_t timer_generation_ = 0;
+
+  std::deque<core::action::Send> unsent_;   // emitted, not yet handed to the stream
+  std::vector<boost::asio::const_buffer> gather_;  // the write in progress
+  bool writing_ = false;
+  bool reading_ = false;
+  bool read_into_window_ = false;
+  std::span<std::byte> read_target_;
+  std::vector<std::byte> fallback_;  // only when read_window() is empty
+  std::optional<core::CloseMode> close_mode_;
+  bool stream_closed_ = false;
+  bool peer_closed_ = false;   // PeerClosed fed (the read side is over)
+  bool send_failed_ = false;   // SendFailed fed (the write side is over)
+  bool finished_ = false;
+};
+
+}  // namespace nbdd::net

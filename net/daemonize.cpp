@@ -1,0 +1,66 @@
+#include "net/daemonize.hpp"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+namespace nbdd::net {
+
+std::string daemonize(boost::asio::io_context& ioc, int& ready_fd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
+  ioc.notify_fork(boost::asio::io_context::fork_prepare);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::string("fork: ") + std::strerror(errno);
+  if (pid > 0) {  // the parent: wait for the child's "ready" (or its death: EOF)
+    ::close(fds[1]);
+    char byte = 0;
+    ssize_t n;
+    do n = ::read(fds[0], &byte, 1);
+    while (n < 0 && errno == EINTR);
+    ::_exit(n == 1 ? 0 : 1);
+  }
+  ::close(fds[0]);
+  ready_fd = fds[1];
+  ioc.notify_fork(boost::asio::io_context::fork_child);
+  ::setsid();
+  if (::chdir("/") != 0) return std::string("chdir: ") + std::strerror(errno);
+  const int null_fd = ::open("/dev/null", O_RDWR);
+  if (null_fd < 0) return std::string("/dev/null: ") + std::strerror(errno);
+  ::dup2(null_fd, 0);
+  ::dup2(null_fd, 1);
+  ::dup2(null_fd, 2);
+  if (null_fd > 2) ::close(null_fd);
+  return {};
+}
+
+void daemon_ready(int& ready_fd) {
+  if (ready_fd < 0) return;
+  const char byte = 1;
+  [[maybe_unused]] const auto n = ::write(ready_fd, &byte, 1);
+  ::close(ready_fd);
+  ready_fd = -1;
+}
+
+std::string write_pidfile(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return "pidfile " + tmp + ": " + std::strerror(errno);
+  std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+  if (std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0)
+    return "pidfile " + path + ": " + std::strerror(errno);
+  return {};
+}
+
+std::string exit_with_parent() {
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return std::string("prctl: ") + std::strerror(errno);
+  if (::getppid() == 1) ::raise(SIGTERM);  // the parent is already gone
+  return {};
+}
+
+}  // namespace nbdd::net

@@ -1,0 +1,59 @@
+// The nbdkit-compatible command line: `nbdd [OPTIONS] PLUGIN [KEY=VALUE...]`.
+// Pure parsing (no I/O, no globals) so tests/net can check every flag.
+// Options come before the plugin name (as nbdkit's getopt "+..." string); everything after
+// it is handed to the plugin verbatim (a bare first argument is its magic key).
+#pragma once
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/time.hpp"
+
+namespace nbdd::net {
+
+enum class LogDestination { automatic, stderr_log, syslog_log };
+
+struct Options {
+  bool foreground = false;        // -f
+  bool readonly = false;          // -r
+  bool single = false;            // -s: one client on stdin/stdout
+  bool verbose = false;           // -v
+  bool exit_with_parent = false;  // --exit-with-parent
+  bool dump_plugin = false;       // --dump-plugin
+  bool help = false;              // --help
+  bool version = false;           // -V
+  std::optional<std::string> exportname;  // -e
+  unsigned threads = 16;                  // -t (nbdkit's default)
+  std::optional<std::string> port;        // -p
+  std::optional<std::string> ipaddr;      // -i
+  std::optional<std::string> unix_path;   // -U ("-" = private temporary socket)
+  std::optional<std::string> pidfile;     // -P
+  std::optional<std::string> run;         // --run
+  LogDestination log = LogDestination::automatic;
+  std::size_t max_connections = 0;  // --max-connections (0 = unlimited)
+  core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
+  core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
+  std::string plugin;
+  std::vector<std::string> plugin_args;
+
+  // Whether to serve TCP (explicit -p/-i, or no other transport chosen).
+  bool wants_tcp() const;
+};
+
+struct ParseResult {
+  Options options;
+  std::string error;  // empty on success; otherwise names what was wrong
+  bool ok() const { return error.empty(); }
+};
+
+ParseResult parse_options(const std::vector<std::string>& args);  // args[0] is the program
+ParseResult parse_options(int argc, const char* const* argv);
+
+// "1", "1s", "250ms", "1.5" (seconds) -> Duration; nullopt when malformed.
+std::optional<core::Duration> parse_duration(const std::string& text);
+
+std::string usage_text();
+std::string version_text();
+
+}  // namespace nbdd::net

@@ -1,0 +1,98 @@
+// The daemon: one io_context, the listeners, every ConnectionSession, the worker pool and
+// the signals. It drives core::ServerState on its own strand (accepting -> draining ->
+// unloading -> done): SIGINT/SIGTERM, the plugin's shutdown() and the end of --run's
+// command are all ServerState::shutdown_requested(); the second one forces.
+#pragma once
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/export_catalog.hpp"
+#include "core/limits.hpp"
+#include "core/server_state.hpp"
+#include "core/thread_model.hpp"
+#include "net/connection_session.hpp"
+#include "net/listener.hpp"
+#include "net/net_gate.hpp"
+#include "net/session_registry.hpp"
+#include "net/worker_pool.hpp"
+#include "plugins/plugin_host.hpp"
+
+namespace nbdd::net {
+
+struct ServerConfig {
+  core::Limits limits;
+  unsigned worker_threads = 16;
+  unsigned io_threads = 2;
+  std::size_t max_connections = 0;  // 0 = unlimited
+};
+
+class Server {
+ public:
+  explicit Server(const ServerConfig& config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Hooks for the PluginHost (which is created after the Server and outlives run()).
+  plugin::HostHooks hooks();
+  void set_plugin(plugin::PluginHost& host, core::ExportCatalog catalog, core::ThreadModel model);
+
+  // Listening; each returns an error message ("" on success). Call before run().
+  std::string listen_tcp(const std::string& host, const std::string& port);
+  std::string listen_unix(const std::string& path);
+  bool listen_systemd(std::string& error);
+  std::string serve_stdio();  // -s: one client on stdin/stdout, exit when it ends
+  const Listeners& listeners() const { return listeners_; }
+
+  // --run: watch this child; when it exits, shut down and exit with its status.
+  void watch_captive_child(pid_t pid);
+
+  // Thread-safe: the same as one SIGTERM.
+  void request_shutdown();
+  // Blocks until ServerState says Exit. Returns the process exit status.
+  int run();
+
+  boost::asio::io_context& io_context() { return ioc_; }
+  std::size_t live_sessions() const { return registry_.size(); }
+  // Shutdown requests fully handled (every EndConnection queued); for tests.
+  int shutdowns_handled() const { return shutdowns_handled_.load(); }
+
+ private:
+  void on_accept(GenericSocket socket);
+  void add_session(const Strand& strand, std::unique_ptr<Stream> stream);
+  void on_session_finished(core::ConnectionId id);
+  void on_signal(const boost::system::error_code& ec, int signo);
+  void on_child_signal(const boost::system::error_code& ec);
+  bool reap_child();
+  void shutdown_requested(const char* why);
+  void pump_server();
+  void do_exit();
+
+  ServerConfig config_;
+  boost::asio::io_context ioc_;
+  Strand strand_;
+  std::unique_ptr<WorkerPool> workers_;  // started by run(): no threads before daemonize()'s fork
+  SessionRegistry registry_;
+  NetGate gate_;
+  core::ServerState state_;
+  plugin::PluginHost* host_ = nullptr;
+  core::ExportCatalog catalog_;
+  core::ThreadModel thread_model_ = core::ThreadModel::parallel;
+  std::unique_ptr<SessionContext> context_;
+  Listeners listeners_;
+  boost::asio::signal_set signals_;
+  boost::asio::signal_set child_signals_;
+  pid_t child_pid_ = -1;
+  std::optional<int> child_status_;
+  bool single_ = false;
+  bool exited_ = false;
+  std::atomic<int> shutdowns_handled_{0};
+};
+
+}  // namespace nbdd::net

@@ -1,0 +1,119 @@
+#include "net/stream.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/write.hpp>
+
+namespace nbdd::net {
+namespace asio = boost::asio;
+
+namespace {
+
+class SocketStream final : public Stream {
+ public:
+  explicit SocketStream(GenericSocket socket) : socket_(std::move(socket)) {}
+  void async_read_some(std::span<std::byte> into, IoHandler handler) override {
+    socket_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
+  }
+  void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
+    asio::async_write(socket_, buffers, std::move(handler));
+  }
+  void shutdown_and_close() override {
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+  void close() override {
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    socket_.close(ignored);
+  }
+
+ private:
+  GenericSocket socket_;
+};
+
+using Descriptor = asio::posix::basic_stream_descriptor<Strand>;
+
+class PipeStream final : public Stream {
+ public:
+  explicit PipeStream(const Strand& strand) : in_(strand), out_(strand) {}
+  // Takes ownership of both fds, also on failure (epoll refuses regular files and ttys).
+  bool assign(int in_fd, int out_fd, boost::system::error_code& ec) {
+    in_.assign(in_fd, ec);
+    if (ec) {
+      ::close(in_fd);
+      ::close(out_fd);
+      return false;
+    }
+    out_.assign(out_fd, ec);
+    if (ec) ::close(out_fd);
+    return !ec;
+  }
+  void async_read_some(std::span<std::byte> into, IoHandler handler) override {
+    in_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
+  }
+  void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
+    asio::async_write(out_, buffers, std::move(handler));
+  }
+  void shutdown_and_close() override { close(); }
+  void close() override {
+    boost::system::error_code ignored;
+    in_.close(ignored);
+    out_.close(ignored);
+  }
+
+ private:
+  Descriptor in_;
+  Descriptor out_;
+};
+
+}  // namespace
+
+void set_no_delay(GenericSocket& socket) {
+  boost::system::error_code ignored;
+  const int family = socket.local_endpoint(ignored).protocol().family();
+  if (ignored || (family != AF_INET && family != AF_INET6)) return;
+  socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+std::unique_ptr<Stream> make_socket_stream(GenericSocket socket) {
+  return std::make_unique<SocketStream>(std::move(socket));
+}
+
+std::unique_ptr<Stream> make_stdio_stream(const Strand& strand, std::string& error) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  const bool is_socket = getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+  if (is_socket) {
+    int domain = 0;
+    len = sizeof domain;
+    getsockopt(0, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    const int fd = dup(0);
+    if (fd < 0) { error = "-s: cannot dup stdin"; return nullptr; }
+    GenericSocket socket(strand);
+    boost::system::error_code ec;
+    const int proto = (domain == AF_INET || domain == AF_INET6) ? IPPROTO_TCP : 0;
+    socket.assign(asio::generic::stream_protocol(domain, proto), fd, ec);
+    if (ec) { ::close(fd); error = "-s: " + ec.message(); return nullptr; }
+    set_no_delay(socket);
+    return make_socket_stream(std::move(socket));
+  }
+  const int in_fd = dup(0);
+  const int out_fd = dup(1);
+  if (in_fd < 0 || out_fd < 0) { error = "-s: cannot dup stdin/stdout"; return nullptr; }
+  auto stream = std::make_unique<PipeStream>(strand);
+  boost::system::error_code ec;
+  if (!stream->assign(in_fd, out_fd, ec)) {
+    error = "-s: stdin/stdout must be a socket or pipes: " + ec.message();
+    return nullptr;
+  }
+  return stream;
+}
+
+}  // namespace nbdd::net

@@ -1,0 +1,24 @@
+// Executes plugin calls on -t threads. It only executes: which calls may run concurrently
+// is decided by the core (thread model gating) before it emits action::CallPlugin.
+#pragma once
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+
+namespace nbdd::net {
+
+class WorkerPool {
+ public:
+  explicit WorkerPool(unsigned threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void submit(std::function<void()> job);
+  // Waits for every submitted job, then for the threads to end. Idempotent.
+  void join();
+
+ private:
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace nbdd::net

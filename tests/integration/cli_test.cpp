@@ -1,0 +1,217 @@
+// The command line end to end: version/help/dump-plugin, bad usage, -P, background mode,
+// -s, --run captive mode, systemd socket activation, --exit-with-parent, IPv6, syslog.
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+
+#include "tests/integration/daemon_fixture.hpp"
+#include "tests/integration/nbd_handle.hpp"
+#include "tests/net/raw_client.hpp"
+
+namespace nbdd::itest {
+namespace {
+
+std::string nbdd() { return std::string("'") + nbdd_binary() + "'"; }
+
+TEST(Cli, VersionHelpDumpPlugin) {
+  auto r = run_shell(nbdd() + " --version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.output.rfind("nbdd ", 0), 0u) << r.output;
+  r = run_shell(nbdd() + " -V");
+  EXPECT_EQ(r.status, 0);
+  r = run_shell(nbdd() + " --help");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("--run"), std::string::npos);
+  r = run_shell(nbdd() + " --help memory");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("size"), std::string::npos) << r.output;
+  r = run_shell(nbdd() + " --dump-plugin memory");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("name=memory"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("thread_model="), std::string::npos) << r.output;
+  r = run_shell(nbdd() + " --dump-plugin sh");
+  EXPECT_NE(r.output.find("max_known_status=8"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BadUsageExitsOneNamingTheProblem) {
+  struct Case {
+    const char* args;
+    const char* mentions;
+  };
+  const Case cases[] = {
+      {"", "no plugin"},
+      {"-f --frobnicate memory 1M", "--frobnicate"},
+      {"-f -p notaport memory 1M", "port"},
+      {"-f nosuchplugin", "nosuchplugin"},
+      {"-f memory size=banana", "size"},
+      {"-f -U /nonexistent-dir/x/sock memory 1M", "/nonexistent-dir/x/sock"},
+      {"-f -t 0 memory 1M", "thread"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_shell(nbdd() + " " + c.args, 30);
+    EXPECT_EQ(r.status, 1) << c.args << ": " << r.output;
+    EXPECT_NE(r.output.find(c.mentions), std::string::npos) << c.args << ": " << r.output;
+  }
+  const auto r = run_shell(nbdd() + " -f -U /tmp/" + std::string(200, 'x') + " memory 1M", 30);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("too long"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SingleClientOnStdinStdout) {
+  Nbd h;
+  const char* argv[] = {nbdd_binary(), "-s", "memory", "1M", nullptr};
+  ASSERT_EQ(nbd_connect_command(h, const_cast<char**>(argv)), 0) << Nbd::error();
+  EXPECT_EQ(nbd_get_size(h), 1 << 20);
+  char buf[512] = "hello";
+  ASSERT_EQ(nbd_pwrite(h, buf, sizeof buf, 0, 0), 0) << Nbd::error();
+  char back[512];
+  ASSERT_EQ(nbd_pread(h, back, sizeof back, 0, 0), 0) << Nbd::error();
+  EXPECT_STREQ(back, "hello");
+  ASSERT_EQ(nbd_shutdown(h, 0), 0);  // nbd_close then reaps the daemon
+}
+
+TEST(Cli, SingleClientOverPipes) {
+  int to_nbdd[2], from_nbdd[2];
+  ASSERT_EQ(::pipe2(to_nbdd, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(from_nbdd, O_CLOEXEC), 0);
+  TempDir dir;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(to_nbdd[0], 0);
+    ::dup2(from_nbdd[1], 1);
+    const int err = ::open(dir.file("err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(err, 2);
+    ::execl(nbdd_binary(), nbdd_binary(), "-s", "memory", "1M", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(to_nbdd[0]);
+  ::close(from_nbdd[1]);
+  nbdd::testing::RawClient c;
+  c.adopt_pipes(from_nbdd[0], to_nbdd[1]);
+  EXPECT_EQ(c.handshake(), 1u << 20);
+  ASSERT_TRUE(c.send_request(nbdd::testing::nbdc::cmd_write, 1, 0, 4, {1, 2, 3, 4}));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+  ASSERT_TRUE(c.send_request(nbdd::testing::nbdc::cmd_read, 2, 0, 4));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  std::uint8_t back[4];
+  ASSERT_TRUE(c.read_exact(back, 4));
+  EXPECT_EQ(back[3], 4);
+  ASSERT_TRUE(c.send_request(nbdd::testing::nbdc::cmd_disc, 3, 0, 0));
+  EXPECT_EQ(wait_child(pid, 20s), 0) << read_file(dir.file("err"));
+}
+
+TEST(Cli, SingleClientWithNbdsh) {
+  const auto r = run_shell("nbdsh -c 'h.connect_command([\"" + std::string(nbdd_binary()) +
+                           "\", \"-s\", \"memory\", \"1M\"]); print(h.get_size())'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "1048576\n");
+}
+
+TEST(Cli, SystemdSocketActivation) {
+  Nbd h;
+  const char* argv[] = {nbdd_binary(), "-f", "memory", "2M", nullptr};
+  ASSERT_EQ(nbd_connect_systemd_socket_activation(h, const_cast<char**>(argv)), 0) << Nbd::error();
+  EXPECT_EQ(nbd_get_size(h), 2 << 20);
+  char buf[4096];
+  ASSERT_EQ(nbd_pread(h, buf, sizeof buf, 0, 0), 0) << Nbd::error();
+}
+
+TEST(Cli, CaptiveRunExitsWithTheCommandStatus) {
+  TempDir dir;
+  const std::string out = dir.file("out");
+  auto r = run_shell(nbdd() + " --run 'nbdinfo --size \"$uri\" > " + out + "; echo \"$unixsocket\" >> " + out +
+                     "; exit 3' memory 1M");
+  EXPECT_EQ(r.status, 3) << r.output;
+  const auto text = read_file(out);
+  EXPECT_EQ(text.rfind("1048576\n", 0), 0u) << text;
+  EXPECT_NE(text.find("/socket"), std::string::npos) << text;
+  // The private socket is gone afterwards.
+  const auto path = text.substr(text.find('\n') + 1);
+  EXPECT_FALSE(can_connect_unix(path.substr(0, path.size() - 1)));
+
+  const auto port = free_tcp_port();
+  r = run_shell(nbdd() + " -p " + std::to_string(port) + " -i 127.0.0.1 --run 'test \"$port\" = " +
+                std::to_string(port) + " && nbdinfo --size \"$uri\"' memory 3M");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("3145728"), std::string::npos) << r.output;
+
+  r = run_shell(nbdd() + " -U - --run 'nbdcopy \"$uri\" - | wc -c' -e e1 memory 1M");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1048576"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BackgroundModeWithPidFile) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);  // the daemonized grandchild becomes ours to reap
+  TempDir dir;
+  const std::string pidfile = dir.file("nbdd.pid"), sock = dir.file("bg.sock");
+  auto r = run_shell(nbdd() + " -P " + pidfile + " -U " + sock + " memory 1M", 60);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int pid = std::atoi(read_file(pidfile).c_str());
+  ASSERT_GT(pid, 1);
+  bool listening = false;
+  for (int i = 0; i < 3000 && !listening; ++i) {
+    listening = can_connect_unix(sock);
+    if (!listening) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(listening);
+  r = run_shell("nbdinfo --size 'nbd+unix:///?socket=" + sock + "'");
+  EXPECT_EQ(r.output, "1048576\n") << r.output;
+  ::kill(pid, SIGTERM);
+  const auto status = wait_child(pid, 20s);
+  EXPECT_EQ(status, 0);
+  if (!status) ::kill(pid, SIGKILL);
+}
+
+TEST(Cli, ExitWithParent) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  TempDir dir;
+  const std::string pidfile = dir.file("nbdd.pid"), sock = dir.file("ewp.sock");
+  // sh starts nbdd and exits after a while: nbdd must follow.
+  const pid_t sh = spawn({"/bin/sh", "-c",
+                          nbdd() + " -f --exit-with-parent -P " + pidfile + " -U " + sock +
+                              " memory 1M & while ! test -s " + pidfile + "; do sleep 0.1; done; sleep 0.5"},
+                         dir.file("sh.out"), dir.file("sh.err"));
+  ASSERT_TRUE(wait_child(sh, 60s));
+  const int pid = std::atoi(read_file(pidfile).c_str());
+  ASSERT_GT(pid, 1);
+  const auto status = wait_child(pid, 20s);
+  EXPECT_EQ(status, 0);
+  if (!status) ::kill(pid, SIGKILL);
+}
+
+TEST(Cli, Ipv6Loopback) {
+  TempDir dir;
+  const auto port = free_tcp_port();
+  const pid_t pid = spawn({nbdd_binary(), "-f", "-i", "::1", "-p", std::to_string(port), "memory", "1M"},
+                          dir.file("out"), dir.file("err"));
+  CommandResult r;
+  for (int i = 0; i < 300; ++i) {
+    if (auto early = wait_child(pid, 0ms)) {  // could not listen: no IPv6 on this machine
+      GTEST_SKIP() << "nbdd -i ::1 exited with " << *early << ": " << read_file(dir.file("err"));
+    }
+    r = run_shell("nbdinfo --size 'nbd://[::1]:" + std::to_string(port) + "'", 30);
+    if (r.status == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_child(pid, 20s), 0);
+  EXPECT_EQ(r.output, "1048576\n") << r.output << read_file(dir.file("err"));
+}
+
+TEST(Cli, VerboseLogShowsInputsAndActions) {
+  TempDir dir;
+  auto d = Daemon::start_unix(dir, {"-v", "memory", "1M"});
+  ASSERT_TRUE(d);
+  const auto r = run_shell("nbdinfo --size '" + d->uri() + "'");
+  EXPECT_EQ(r.status, 0);
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait_exit(20s), 0);
+  const auto log = d->stderr_text();
+  EXPECT_NE(log.find("conn=1 in "), std::string::npos) << log;
+  EXPECT_NE(log.find("conn=1 act Send"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace nbdd::itest

@@ -1,0 +1,327 @@
+// The driver contract (core/connection.hpp) as the daemon's net/ implements it, on a real
+// Unix socket with an in-process Server and a tiny raw client: handshake, gather writes,
+// pipelining, plugin calls on workers, graceful shutdown with a read in flight, forced
+// disconnect, handshake timeout, garbage.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "net/server.hpp"
+#include "tests/net/raw_client.hpp"
+
+namespace nbdd::net {
+namespace {
+using nbdd::testing::RawClient;
+namespace nbdc = nbdd::testing::nbdc;
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t disk_bytes = 1 << 20;
+constexpr std::uint64_t force_offset = disk_bytes - 4096;     // pread here: disconnect(true)
+constexpr std::uint64_t graceful_offset = disk_bytes - 8192;  // pread here: disconnect(false)
+
+class TestPlugin final : public plugin::Plugin {
+ public:
+  std::atomic<int> read_delay_ms{0};
+  std::atomic<int> opens{0}, closes{0}, unloads{0}, reads_started{0};
+
+  std::string_view name() const override { return "contract"; }
+  int open(bool, std::string_view, std::unique_ptr<plugin::Handle>& out) override {
+    ++opens;
+    out = std::make_unique<plugin::Handle>();
+    return 0;
+  }
+  void close(plugin::Handle&) override { ++closes; }
+  void unload() override { ++unloads; }
+  int get_size(plugin::Handle&, std::uint64_t& size) override {
+    size = disk_bytes;
+    return 0;
+  }
+  int pread(plugin::Handle&, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t) override {
+    ++reads_started;
+    if (offset == force_offset) host().disconnect(true);
+    if (offset == graceful_offset) host().disconnect(false);
+    if (const int ms = read_delay_ms.load()) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    const std::lock_guard lock(mutex_);
+    std::memcpy(buf.data(), disk_.data() + offset, buf.size());
+    return 0;
+  }
+  int pwrite(plugin::Handle&, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t) override {
+    const std::lock_guard lock(mutex_);
+    std::memcpy(disk_.data() + offset, buf.data(), buf.size());
+    return 0;
+  }
+  int flush(plugin::Handle&, std::uint32_t) override { return 0; }
+  bool has_pwrite() const override { return true; }
+  bool has_flush() const override { return true; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::byte> disk_ = std::vector<std::byte>(disk_bytes);
+};
+
+class DriverContract : public ::testing::Test {
+ protected:
+  void start(ServerConfig config = {}) {
+    char templ[] = "/tmp/nbdd-net-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(templ), nullptr);
+    dir_ = templ;
+    socket_path_ = dir_ + "/sock";
+    config.worker_threads = 4;
+    server_ = std::make_unique<Server>(config);
+    auto p = std::make_unique<TestPlugin>();
+    plugin_ = p.get();
+    host_ = std::make_unique<plugin::PluginHost>(std::move(p), server_->hooks());
+    ASSERT_EQ(host_->start({}), "");
+    core::ExportCatalog catalog;
+    ASSERT_EQ(host_->build_catalog(false, catalog), "");
+    server_->set_plugin(*host_, std::move(catalog), core::ThreadModel::parallel);
+    ASSERT_EQ(server_->listen_unix(socket_path_), "");
+    result_ = std::async(std::launch::async, [this] { return server_->run(); });
+  }
+  // Waits for run() to return; false on timeout.
+  bool stopped_within(std::chrono::milliseconds limit) {
+    return result_.valid() && result_.wait_for(limit) == std::future_status::ready;
+  }
+  void TearDown() override {
+    if (server_ && result_.valid()) {
+      server_->request_shutdown();
+      server_->request_shutdown();  // force whatever is left
+      EXPECT_TRUE(stopped_within(20s));
+      if (result_.valid()) result_.get();
+    }
+    host_.reset();
+    server_.reset();
+    if (!dir_.empty()) ::rmdir(dir_.c_str());
+  }
+  RawClient connect_ready() {
+    RawClient c;
+    EXPECT_TRUE(c.connect_unix(socket_path_));
+    EXPECT_EQ(c.handshake(), disk_bytes);
+    return c;
+  }
+
+  std::string dir_, socket_path_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<plugin::PluginHost> host_;
+  TestPlugin* plugin_ = nullptr;
+  std::future<int> result_;
+};
+
+template <class F>
+bool eventually(F condition) {
+  for (int i = 0; i < 3000; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+std::vector<std::uint8_t> pattern(std::size_t n, std::uint8_t seed) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(seed + i * 7);
+  return v;
+}
+
+TEST_F(DriverContract, WriteReadBackThenDisconnectCleanly) {
+  start();
+  RawClient c = connect_ready();
+  const auto data = pattern(65536, 3);
+  ASSERT_TRUE(c.send_request(nbdc::cmd_write, 1, 4096, 65536, data));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+  EXPECT_EQ(r->cookie, 1u);
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 2, 4096, 65536));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->cookie, 2u);
+  std::vector<std::uint8_t> back(65536);
+  ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+  EXPECT_EQ(back, data);
+  ASSERT_TRUE(c.send_request(nbdc::cmd_disc, 3, 0, 0));
+  EXPECT_TRUE(c.wait_closed());
+  // The plugin's close ran for the connection.
+  for (int i = 0; i < 200 && plugin_->closes.load() < 1; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 200 && plugin_->closes.load() < plugin_->opens.load(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(plugin_->closes.load(), plugin_->opens.load());
+}
+
+TEST_F(DriverContract, HundredPipelinedRequestsAllAnswered) {
+  start();
+  RawClient c = connect_ready();
+  constexpr int n = 100;
+  std::vector<std::uint8_t> all;
+  for (int i = 0; i < n; ++i) {
+    const auto d = pattern(4096, static_cast<std::uint8_t>(i));
+    ASSERT_TRUE(c.send_request(nbdc::cmd_write, 1000 + i, static_cast<std::uint64_t>(i) * 4096, 4096, d));
+  }
+  for (int i = 0; i < n; ++i) {
+    auto r = c.read_reply();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->error, 0u);
+  }
+  for (int i = 0; i < n; ++i)
+    ASSERT_TRUE(c.send_request(nbdc::cmd_read, 5000 + i, static_cast<std::uint64_t>(i) * 4096, 4096));
+  std::set<std::uint64_t> seen;
+  for (int i = 0; i < n; ++i) {
+    auto r = c.read_reply();
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->error, 0u);
+    std::vector<std::uint8_t> back(4096);
+    ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+    const int k = static_cast<int>(r->cookie - 5000);
+    EXPECT_EQ(back, pattern(4096, static_cast<std::uint8_t>(k))) << k;
+    seen.insert(r->cookie);
+  }
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
+}
+
+TEST_F(DriverContract, ShutdownLetsInFlightReadFinishAndRefusesNewOnes) {
+  start();
+  RawClient c = connect_ready();
+  plugin_->read_delay_ms = 600;
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 7, 0, 4096));
+  ASSERT_TRUE(eventually([&] { return plugin_->reads_started.load() == 1; }));  // reached the plugin
+  server_->request_shutdown();
+  ASSERT_TRUE(eventually([&] { return server_->shutdowns_handled() == 1; }));  // ShutdownRequested queued
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 8, 0, 4096));
+  // Replies may come in any order: the refused one usually first.
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.read_reply();
+    ASSERT_TRUE(r);
+    if (r->cookie == 7u) {
+      EXPECT_EQ(r->error, 0u);  // in flight at shutdown: completes with its data
+      std::vector<std::uint8_t> back(4096);
+      ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+    } else {
+      EXPECT_EQ(r->cookie, 8u);
+      EXPECT_EQ(r->error, nbdc::eshutdown);
+    }
+  }
+  EXPECT_TRUE(c.wait_closed(5000));  // idle after the grace period: closed
+  ASSERT_TRUE(stopped_within(5s));
+  EXPECT_EQ(result_.get(), 0);
+  EXPECT_EQ(plugin_->unloads.load(), 1);
+}
+
+TEST_F(DriverContract, IdleClientDoesNotKeepTheServerAlive) {
+  start();
+  RawClient c = connect_ready();
+  RawClient half;  // mid-handshake
+  ASSERT_TRUE(half.connect_unix(socket_path_));
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->request_shutdown();
+  ASSERT_TRUE(stopped_within(3s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  EXPECT_EQ(result_.get(), 0);
+  EXPECT_TRUE(c.wait_closed(1000));
+  EXPECT_EQ(plugin_->closes.load(), plugin_->opens.load());
+}
+
+TEST_F(DriverContract, SecondShutdownForcesAndDropsInFlightReplies) {
+  start();
+  RawClient c = connect_ready();
+  plugin_->read_delay_ms = 1500;
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 9, 0, 4096));
+  ASSERT_TRUE(eventually([&] { return plugin_->reads_started.load() == 1; }));
+  server_->request_shutdown();
+  server_->request_shutdown();
+  EXPECT_FALSE(c.read_reply(3000));  // no reply, the connection is gone
+  ASSERT_TRUE(stopped_within(5s));   // exits once the running call returned
+  EXPECT_EQ(result_.get(), 0);
+}
+
+TEST_F(DriverContract, PluginForcedDisconnectSendsNoReply) {
+  start();
+  RawClient c = connect_ready();
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 11, force_offset, 4096));
+  EXPECT_FALSE(c.read_reply(3000));
+  EXPECT_TRUE(c.wait_closed(3000));
+  RawClient again = connect_ready();  // the server still serves
+  ASSERT_TRUE(again.send_request(nbdc::cmd_flush, 1, 0, 0));
+  auto r = again.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+}
+
+TEST_F(DriverContract, PluginGracefulDisconnectRepliesThenRefuses) {
+  start();
+  RawClient c = connect_ready();
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 12, graceful_offset, 4096));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+  std::vector<std::uint8_t> back(4096);
+  ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 13, 0, 4096));
+  r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, nbdc::eshutdown);
+  EXPECT_TRUE(c.wait_closed(5000));
+}
+
+TEST_F(DriverContract, HandshakeTimeoutClosesSilentClients) {
+  ServerConfig config;
+  config.limits.handshake_timeout = core::Duration::from_ms(300);
+  start(config);
+  RawClient c;
+  ASSERT_TRUE(c.connect_unix(socket_path_));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.wait_closed(5000));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 250ms);
+  connect_ready();
+}
+
+TEST_F(DriverContract, GarbageAndVanishingClientsDoNotHurtTheServer) {
+  start();
+  {
+    RawClient g;
+    ASSERT_TRUE(g.connect_unix(socket_path_));
+    std::vector<std::uint8_t> junk(1000, 0xab);
+    g.write_all(junk);
+    EXPECT_TRUE(g.wait_closed(5000));
+  }
+  {
+    RawClient v = connect_ready();
+    // Half a write payload, then vanish with a reset.
+    ASSERT_TRUE(v.send_request(nbdc::cmd_write, 1, 0, 65536, pattern(1000, 1)));
+    v.reset();
+  }
+  {
+    RawClient b = connect_ready();
+    std::vector<std::uint8_t> bad(28, 0x11);  // bad request magic
+    b.write_all(bad);
+    EXPECT_TRUE(b.wait_closed(5000));
+  }
+  RawClient ok = connect_ready();
+  ASSERT_TRUE(ok.send_request(nbdc::cmd_read, 2, 0, 512));
+  auto r = ok.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+}
+
+TEST_F(DriverContract, MaxConnectionsRefusesTheExtraClient) {
+  ServerConfig config;
+  config.max_connections = 2;
+  start(config);
+  RawClient a = connect_ready();
+  RawClient b = connect_ready();
+  RawClient c;
+  ASSERT_TRUE(c.connect_unix(socket_path_));
+  EXPECT_TRUE(c.wait_closed(5000));
+  a.send_request(nbdc::cmd_disc, 1, 0, 0);
+  EXPECT_TRUE(a.wait_closed(5000));
+  for (int i = 0; i < 200 && server_->live_sessions() > 1; ++i) std::this_thread::sleep_for(10ms);
+  RawClient d = connect_ready();
+}
+
+}  // namespace
+}  // namespace nbdd::net
