@@ -101,7 +101,7 @@ std::string check(const Options& o) {
   if (o.single && (o.port || o.ipaddr || o.unix_path))
     return "-s cannot be combined with -p, -i or -U";
   if (o.single && o.run) return "-s cannot be combined with --run";
-  if (o.unix_path && (o.port || o.ipaddr)) return "-U cannot be combined with -p or -i";
+  // -U together with -p/-i serves both (an nbdd extension; nbdkit allows one).
   return {};
 }
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake --preset default >/dev/null
+cmake --preset default -DNBDD_WERROR=ON >/dev/null
 cmake --build --preset default --target nbdd
 sock=${NBDD_SOCKET:-/tmp/nbdd.sock}
 if (($# == 0)); then set -- memory 1G; fi
