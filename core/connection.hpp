@@ -3,7 +3,9 @@
 // Contract for every driver (the daemon's net/ and the simulator's sim/):
 //   1. feed one Input with handle(now, input);
 //   2. drain next_action() until it returns nullopt, executing actions in order;
-//   3. report each finished Send with SendDone (in order), each CallPlugin with PluginDone;
+//   3. report each finished Send with SendDone (in order), each CallPlugin with PluginDone
+//      (also after a Close). SendFailed ends the connection with Close{abort}; after it, or
+//      after a Close{abort}, further SendDone/SendFailed are accepted but not needed;
 //   4. arm a timer for deadline() and feed DeadlineReached when it passes;
 //   5. read from the peer only while wants_read() is true;
 //   6. keep the Connection alive until action::Finished (buffers lent to plugin calls

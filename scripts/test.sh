@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Quick start, step 2 (and what CI runs): install what is missing, build, pass every test.
 #   scripts/test.sh            all stages below
-#   scripts/test.sh default    one stage (default | asan | tsan | mutants | fuzz), or several
+#   scripts/test.sh default    one stage (default | asan | tsan | sim | mutants | fuzz), or several
 # Stages:
 #   default  g++ RelWithDebInfo, -Werror: every test (unit, property, sim, integration, fuzz replay)
 #   asan     clang ASan+UBSan: unit, property and fuzz-corpus replay
 #   tsan     clang TSan: the threaded tests (net, plugins) and the integration tests
+#   sim      simulator: regression seeds, then a time-boxed sweep (NBDD_SIM_SECONDS, 120) seeded
+#            from the commit, each seed run twice to check determinism, every coverage mark hit
 #   mutants  each deliberate bug in sim/mutants/ must be caught by the simulator
 #   fuzz     clang libFuzzer: replay corpora, then fuzz each target for NBDD_FUZZ_SECONDS (60)
 # Builds are incremental: a second run only rebuilds what changed.
@@ -15,7 +17,7 @@ scripts/install-deps.sh
 
 jobs=${NBDD_JOBS:-$(nproc)}
 stages=("$@")
-((${#stages[@]})) || stages=(default asan tsan mutants fuzz)
+((${#stages[@]})) || stages=(default asan tsan sim mutants fuzz)
 export PATH=/usr/bin:$PATH  # Debian's python3 (with the nbd module) and nbdsh first
 
 log() { printf '\n=== %s (%s) ===\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -55,6 +57,14 @@ for stage in "${stages[@]}"; do
       build tsan nbdd net_tests plugins_tests integration_tests
       TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|threaded|integration'
       ;;
+    sim)
+      log "simulator"
+      build default nbdd-sim
+      build/default/sim/nbdd-sim --regressions=sim/regressions.txt --check-determinism
+      commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo 1)
+      build/default/sim/nbdd-sim --budget-s="${NBDD_SIM_SECONDS:-120}" --check-determinism --require-marks \
+        --seed-start=$((16#$commit))
+      ;;
     mutants)
       log "mutants"
       scripts/sim-mutants.sh
@@ -64,7 +74,7 @@ for stage in "${stages[@]}"; do
       scripts/fuzz-ci.sh "${NBDD_FUZZ_SECONDS:-60}" build/fuzz  # builds only the fuzz targets
       ;;
     *)
-      echo "test.sh: unknown stage '$stage' (default, asan, tsan, mutants, fuzz)" >&2
+      echo "test.sh: unknown stage '$stage' (default, asan, tsan, sim, mutants, fuzz)" >&2
       exit 2
       ;;
   esac

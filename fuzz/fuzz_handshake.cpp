@@ -1,0 +1,71 @@
+// fuzz_handshake: client bytes fed to a fresh core::Connection (catalog with two exports),
+// in a fragmentation chosen by the input; actions drained; the plugin's open and close
+// answered with success or an errno chosen by the input; then the session is ended and
+// must reach Finished (liveness).
+//
+// Input layout (FuzzedDataProvider): from the END, one config byte (bit 0: Limits profile,
+// bit 1: read-only catalog) and a u32 seed that drives fragmentation and errnos; all the
+// bytes before that are the client's byte stream (so a recorded session is a seed as is,
+// followed by 5 trailer bytes; tools/make_seeds.py writes them).
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz/driver.hpp"
+#include "fuzz/observer.hpp"
+
+namespace {
+
+using namespace nbdd::fuzz;
+
+// xorshift32: the input's seed decides, no other randomness.
+struct Choices {
+  std::uint32_t s;
+  std::uint32_t next() {
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    return s;
+  }
+};
+
+int pick_errno(std::uint32_t r) {
+  static constexpr int table[] = {EIO, ENOSPC, EPERM, EINVAL, ENOTSUP, ENOMEM, EFBIG, EROFS};
+  return (r % 4 != 0) ? 0 : table[(r >> 2) % 8];
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzedDataProvider fdp(data, size);
+  const auto config = fdp.ConsumeIntegral<std::uint8_t>();
+  Choices rng{fdp.ConsumeIntegral<std::uint32_t>() | 1u};
+  const std::vector<std::uint8_t> raw = fdp.ConsumeRemainingBytes<std::uint8_t>();
+  const std::span<const std::byte> client(reinterpret_cast<const std::byte*>(raw.data()), raw.size());
+
+  const ExportCatalog catalog = make_catalog((config & 2) != 0);
+  const Limits limits = make_limits(config & 1);
+  const auto observer = make_observer(catalog, limits, ThreadModel::parallel);
+  Driver d(catalog, limits, ThreadModel::parallel, observer.get());
+
+  std::size_t pos = 0;
+  while (!d.finished()) {
+    if (d.pending_calls() > 0) {
+      d.complete(0, pick_errno(rng.next()));
+      continue;
+    }
+    if (d.send_done()) continue;
+    if (pos == client.size()) break;
+    const std::uint32_t r = rng.next();
+    std::size_t piece = client.size() - pos;  // half the time: as much as the core takes
+    if (r % 4 == 1) piece = std::min<std::size_t>(piece, 1 + (r >> 8) % 16);
+    if (r % 4 == 2) piece = 1 + (r >> 8) % piece;
+    const std::size_t n = d.deliver(client.subspan(pos, piece), (r >> 4) % 3);
+    if (n == 0) break;  // the core does not read now: end the session
+    pos += n;
+  }
+  d.finish(10000);
+  return 0;
+}

@@ -1,0 +1,66 @@
+// sim::FaultProfile: every knob of one world, drawn from the seed (VOPR's swarm testing:
+// each run enables a different mix of faults, so rare combinations get a chance).
+// print() lists them all; the seed alone reproduces them.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "core/thread_model.hpp"
+#include "sim/prng.hpp"
+
+namespace nbdd::sim {
+
+struct FaultProfile {
+  std::uint64_t seed = 0;
+  // world shape
+  std::uint32_t clients = 2;               // connections made over the run
+  std::uint32_t late_clients = 0;          // connections arriving after the shutdown request
+  std::uint32_t requests_max = 40;         // per client
+  std::uint32_t pipeline_max = 4;          // outstanding requests per client
+  std::uint64_t export_bytes = 64 * 1024;  // each export's size
+  std::uint32_t exports = 1;
+  core::ThreadModel thread_model = core::ThreadModel::parallel;
+  bool read_only = false;
+  bool can_flush = true, can_trim = true, can_zero = true, can_fast_zero = false, can_fua = true,
+       can_cache = true, can_extents = true, can_multi_conn = false;
+  bool memory_plugin = false;              // run over the built-in memory plugin
+  // network
+  std::uint64_t net_delay_min_ns = 1'000, net_delay_max_ns = 200'000;
+  std::uint32_t segment_bytes_max = 65536;  // writes are cut into pieces of at most this
+  std::uint32_t read_bytes_max = 65536;     // the driver reads at most this per BytesReceived
+  // plugin
+  std::uint64_t latency_min_ns = 1'000, latency_max_ns = 500'000;
+  Ratio plugin_stall{0, 1};                 // a call takes up to 3 s
+  Ratio plugin_error{0, 1};
+  Ratio open_error{0, 1};
+  Ratio plugin_disconnect_graceful{0, 1};   // per data call: disconnect(false) from the callback
+  Ratio plugin_disconnect_force{0, 1};      // per data call: disconnect(true)
+  Ratio plugin_shutdown{0, 1};              // per call: shutdown()
+  // clients
+  Ratio client_vanish{0, 1};                // per request: reset or half-close now
+  Ratio client_mid_request_vanish{0, 1};
+  Ratio client_lazy{0, 1};                  // per client: never sends DISC or ABORT by itself
+  Ratio client_early_disc{0, 1};            // per request: DISC without waiting for replies
+  Ratio client_bad_request{0, 1};           // per request: invalid flags or range
+  std::uint64_t think_max_ns = 300'000;
+  std::uint64_t connect_spread_ns = 20'000'000;
+  // core limits (swarm: small values reach back-pressure and timeout paths)
+  std::uint32_t in_flight_max = 64;
+  std::uint64_t grace_period_ns = 1'000'000'000;
+  std::uint64_t handshake_timeout_ns = 10'000'000'000;
+  std::uint32_t staged_bytes_max = 256 * 1024;
+  // server
+  std::optional<std::uint64_t> shutdown_at_ns;       // signal-driven graceful shutdown
+  std::optional<std::uint64_t> second_signal_at_ns;  // forces every connection
+  std::uint64_t faults_end_ns = 200'000'000;         // then faults stop and shutdown is requested
+  std::uint64_t liveness_bound_ns = 30'000'000'000;  // after faults_end, everything must have ended
+
+  static FaultProfile from_seed(std::uint64_t seed);
+  void print(std::FILE* out) const;
+};
+
+std::string to_string(Ratio r);
+
+}  // namespace nbdd::sim

@@ -1,0 +1,130 @@
+// sim::InvariantChecker: every INV-... of docs/invariants.md, written once.
+//
+// It observes only what a driver can see: the Inputs fed to each core::Connection, the
+// Actions drained from it, the server-level events and ServerActions, and (optionally) the
+// Status after each step. It never reads core internals, so the simulator, the fuzz harness
+// (fuzz/fuzz_connection.cpp) and a recorded daemon trace can all use it. Protocol bytes are
+// decoded by sim/wire.hpp (independent of core's encoder): client->server from BytesReceived,
+// server->client from Send actions.
+//
+// Call order for one connection: on_connection, then for each step on_input (before
+// handle()), on_action for every action next_action() returned, on_status (optional).
+// The first violation is kept (violation()); later ones are counted only.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/action.hpp"
+#include "core/connection.hpp"
+#include "core/export_catalog.hpp"
+#include "core/input.hpp"
+#include "core/limits.hpp"
+#include "core/server_state.hpp"
+#include "core/thread_model.hpp"
+#include "sim/marks.hpp"
+#include "sim/wire.hpp"
+
+namespace nbdd::sim {
+
+struct Violation {
+  std::string invariant;  // INV-...
+  core::ConnectionId conn = 0;
+  core::Instant at;
+  std::string message;
+};
+
+struct CheckerConfig {
+  const core::ExportCatalog* catalog = nullptr;
+  core::Limits limits;
+  core::ThreadModel thread_model = core::ThreadModel::parallel;
+  // Check read data against the disk oracle (off when the plugin is not a plain disk).
+  bool check_disk = true;
+  // The driver serves a graceful shutdown (false: only connection-level checks).
+  bool server_level = true;
+};
+
+class InvariantChecker {
+ public:
+  explicit InvariantChecker(CheckerConfig config);
+  ~InvariantChecker();
+
+  // ---- connection level
+  void on_connection(core::ConnectionId id, core::Instant now);
+  void on_input(core::ConnectionId id, core::Instant now, const core::Input& in);
+  void on_action(core::ConnectionId id, core::Instant now, const core::Action& act);
+  void on_status(core::ConnectionId id, core::Instant now, core::Status status);
+
+  // ---- server level (ServerState)
+  void on_shutdown_requested(core::Instant now);            // before ServerState::shutdown_requested()
+  void on_admit(core::Instant now, bool admitted);          // result of ServerState::admit()
+  void on_server_action(core::Instant now, const core::ServerAction& act);
+
+  // ---- time: call whenever the virtual clock moves (grace deadlines are checked here)
+  void on_time(core::Instant now);
+  // ---- end of run: quiescent = the driver believes everything has ended
+  void at_end(core::Instant now, bool quiescent);
+
+  const std::optional<Violation>& violation() const { return first_; }
+  std::uint64_t violations() const { return count_; }
+  Marks& marks() { return marks_; }
+  std::size_t live_connections() const;
+
+  // For the liveness report.
+  std::string pending_summary() const;
+
+  struct Conn;
+  struct Disk;
+
+ private:
+  void fail(const char* inv, core::ConnectionId id, core::Instant now, std::string message);
+  Conn& conn(core::ConnectionId id);
+  // replies.cpp
+  void client_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes);
+  void server_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes);
+  void on_reply(Conn& c, core::Instant now, const wire::ReplyDone& done);
+  void on_option_reply(Conn& c, core::Instant now, const wire::ServerStreamDecoder::Event& ev);
+  // shutdown.cpp
+  void shutdown_input(Conn& c, core::Instant now, const core::Input& in);
+  void shutdown_action(Conn& c, core::Instant now, const core::Action& act);
+  void check_pending_force(Conn& c, core::Instant now);
+  void process_client_events(Conn& c, core::Instant now, std::vector<wire::ClientStreamDecoder::Event>& evs);
+  // liveness.cpp
+  void update_idle(Conn& c, core::Instant now);
+  // lifecycle.cpp
+  void lifecycle_input(Conn& c, core::Instant now, const core::Input& in);
+  void lifecycle_action(Conn& c, core::Instant now, const core::Action& act);
+  bool match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful);
+  // durability.cpp
+  void disk_write(Conn& c, const wire::Request& req);
+  void disk_write_done(Conn& c, const wire::Request& req, bool ok);
+  void disk_read_started(Conn& c, const wire::Request& req);
+  void disk_read_done(Conn& c, core::Instant now, const wire::ReplyDone& done);
+  Disk& disk_for(Conn& c);
+
+  CheckerConfig config_;
+  std::map<core::ConnectionId, std::unique_ptr<Conn>> conns_;
+  std::map<std::string, std::unique_ptr<Disk>> disks_;
+  std::uint64_t tick_ = 0;  // one per observation; the total order of everything seen
+  Marks marks_;
+  std::optional<Violation> first_;
+  std::uint64_t count_ = 0;
+
+  // server level
+  bool shutdown_requested_ = false;
+  int shutdown_requests_ = 0;
+  bool unload_emitted_ = false, exit_emitted_ = false, stop_accepting_ = false;
+  std::set<core::ConnectionId> finished_;
+  // EndConnection owed after a shutdown request: id -> force (checked at the next observation)
+  std::map<core::ConnectionId, bool> owed_end_;
+  void check_owed_end(core::Instant now);
+  // thread model, across connections
+  std::uint32_t running_all_ = 0;
+  std::optional<core::ConnectionId> exclusive_holder_;  // serialize_connections
+};
+
+}  // namespace nbdd::sim

@@ -1,0 +1,112 @@
+// Family "shutdown": what a graceful or forced disconnect may and may not do.
+//   INV-FORCE-CLOSES          an effective DisconnectRequested{true} is followed by Close{abort}
+//                             before the next input
+//   INV-FORCE-SILENCE         after DisconnectRequested{true} (or any Close{abort}) not one more Send
+//   INV-NO-SEND-AFTER-CLOSE   no Send after any Close
+//   INV-CLOSE-ONCE            Close is emitted at most once, except that a flush_then_close may
+//                             be escalated to abort once
+//   INV-INFLIGHT-ANSWERED     a Close{flush_then_close} with the peer still reading comes only
+//                             after every parsed request was answered
+#include "sim/invariants/checker_state.hpp"
+
+namespace nbdd::sim {
+
+void InvariantChecker::check_pending_force(Conn& c, core::Instant now) {
+  if (!c.force_wants_close) return;
+  c.force_wants_close = false;
+  if (!c.close_emitted)
+    fail("INV-FORCE-CLOSES", c.id, now, "DisconnectRequested{force=true} was not followed by Close{abort}");
+}
+
+void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input& in) {
+  if (std::holds_alternative<core::input::ShutdownRequested>(in)) {
+    c.shutdown_seen = true;
+    if (!c.transmission) {
+      marks_.hit("shutdown_in_handshake");
+      return;
+    }
+    marks_.hit("shutdown_in_transmission");
+    if (!c.graceful && !c.close_emitted) {
+      c.graceful = true;
+      c.graceful_tick = tick_;
+      if (!c.running.empty()) marks_.hit("graceful_with_running_call");
+      for (const auto& [cookie, r] : c.requests)
+        if (!r.called && r.payload_done) {
+          marks_.hit("graceful_with_queued_request");
+          break;
+        }
+      for (const auto& [cookie, r] : c.requests)
+        if (!r.payload_done) {
+          marks_.hit("graceful_mid_write_payload");
+          break;
+        }
+    }
+    return;
+  }
+  const auto& d = std::get<core::input::DisconnectRequested>(in);
+  // nbdkit_disconnect(3): meaningful between open returning and close (also while a GO
+  // that was refused because of a shutdown during open waits for its close).
+  const bool effective = c.open_ok && !c.close_called && !c.finished;
+  if (!effective) {
+    marks_.hit("disconnect_outside_transmission");
+    return;
+  }
+  if (!d.force) {
+    marks_.hit("disconnect_graceful");
+    if (!c.graceful && !c.close_emitted) {
+      c.graceful = true;
+      c.graceful_tick = tick_;
+      if (!c.running.empty()) marks_.hit("graceful_with_running_call");
+    }
+    return;
+  }
+  marks_.hit("disconnect_forced");
+  if (c.force) marks_.hit("forced_twice");
+  c.force = true;
+  if (!c.running.empty()) marks_.hit("force_with_running_call");
+  for (const auto& [cookie, r] : c.requests)
+    if (!r.called && r.payload_done) {
+      marks_.hit("force_with_queued_request");
+      break;
+    }
+  if (c.graceful) marks_.hit("force_while_draining");
+  if (!c.close_emitted) c.force_wants_close = true;
+}
+
+void InvariantChecker::shutdown_action(Conn& c, core::Instant now, const core::Action& act) {
+  if (const auto* close = std::get_if<core::action::Close>(&act)) {
+    // A Close{flush_then_close} may be escalated once to Close{abort} (SendFailed, or the
+    // peer not reading the last replies within the grace period); nothing else repeats.
+    if (c.aborted || (c.close_emitted && close->mode != core::CloseMode::abort))
+      fail("INV-CLOSE-ONCE", c.id, now, "a second Close after " + std::string(c.aborted ? "abort" : "flush_then_close"));
+    if (c.close_emitted) marks_.hit("close_escalated_to_abort");
+    if (c.force_wants_close && close->mode != core::CloseMode::abort)
+      fail("INV-FORCE-CLOSES", c.id, now, "forced disconnect closed with flush_then_close");
+    c.force_wants_close = false;
+    c.close_emitted = true;
+    if (close->mode == core::CloseMode::abort) {
+      c.aborted = true;
+      marks_.hit("close_abort");
+    } else {
+      marks_.hit("close_flush");
+      if (!c.peer_closed && !c.send_failed && !c.force && !c.wire_broken) {
+        for (const auto& [cookie, r] : c.requests) {
+          fail("INV-INFLIGHT-ANSWERED", c.id, now,
+                 std::string("Close{flush_then_close} while ") + wire::command_name(r.req.type) + " cookie " +
+                     std::to_string(cookie) + " has no reply");
+          break;
+        }
+      }
+    }
+    return;
+  }
+  if (!std::holds_alternative<core::action::Send>(act)) return;
+  if (c.aborted)
+    fail("INV-FORCE-SILENCE", c.id, now, "Send after Close{abort}");
+  else if (c.force)
+    fail("INV-FORCE-SILENCE", c.id, now, "Send after DisconnectRequested{force=true}");
+  else if (c.close_emitted)
+    fail("INV-NO-SEND-AFTER-CLOSE", c.id, now, "Send after Close");
+}
+
+}  // namespace nbdd::sim

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Regenerates sim/mutants/*.patch from the current core/ sources.
+
+Each mutant is a small, plausible bug in core's shutdown/disconnect/lifecycle logic, given as
+exact text replacements. Run from the repository root after core/ changed:
+    /usr/bin/python3 sim/mutants/make_mutants.py
+scripts/sim-mutants.sh applies each patch to a copy and proves the simulator catches it.
+"""
+import difflib
+import os
+import sys
+
+MUTANTS = [
+    ("m01-reply-after-force", "a reply is still sent after a forced disconnect (Close{abort})", [
+        ("core/transmission.cpp",
+         "  if (aborted_) {\n    free_slot(slot_index);  // forced: the result is dropped, the buffer is free again\n  } else if (err != 0) {",
+         "  if (false) {\n    free_slot(slot_index);  // forced: the result is dropped, the buffer is free again\n  } else if (err != 0) {"),
+        ("core/transmission.cpp",
+         "void Connection::Impl::reply_success(std::uint32_t slot_index) {\n  Slot& s = slots_[slot_index];\n  if (aborted_) return free_slot(slot_index);",
+         "void Connection::Impl::reply_success(std::uint32_t slot_index) {\n  Slot& s = slots_[slot_index];"),
+        ("core/connection.cpp", "  NBDD_ASSERT(!aborted_);\n  stats_.bytes_sent", "  stats_.bytes_sent"),
+    ]),
+    ("m02-no-eshutdown-while-draining", "requests parsed while draining are served instead of ESHUTDOWN", [
+        ("core/transmission.cpp",
+         "status_ != Status::active ? nbd::Error::eshutdown : validate_request(req, tctx_);",
+         "status_ >= Status::closing ? nbd::Error::eshutdown : validate_request(req, tctx_);"),
+    ]),
+    ("m03-grace-never-armed", "the grace period of a graceful disconnect is never armed", [
+        ("core/connection.cpp", "    idle_since_ = now_;\n", "    (void)0;\n"),
+    ]),
+    ("m04-close-skipped-after-force", "the plugin's close is skipped after a forced disconnect", [
+        ("core/connection.cpp",
+         "if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {",
+         "if (stats_.opened && !aborted_ && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {"),
+        ("core/connection.cpp",
+         "const bool plugin_done = !stats_.opened || stats_.closed;",
+         "const bool plugin_done = !stats_.opened || stats_.closed || aborted_;"),
+    ]),
+    ("m05-status-moves-back", "a shutdown after DISC moves the status from closing back to draining", [
+        ("core/connection.cpp",
+         "  if (status_ != Status::active) return;\n  set_status(Status::draining);",
+         "  if (status_ == Status::draining || status_ == Status::dead) return;\n  status_ = Status::draining;"),
+    ]),
+    ("m06-disc-answered-eshutdown", "a DISC received while draining is answered ESHUTDOWN", [
+        ("core/transmission.cpp",
+         "  if (is_cmd(req, nbd::Cmd::disc)) {",
+         "  if (is_cmd(req, nbd::Cmd::disc) && status_ == Status::active) {"),
+    ]),
+    ("m07-queued-dropped-on-graceful", "a graceful disconnect drops queued commands without replies", [
+        ("core/connection.cpp",
+         "  set_status(Status::draining);\n",
+         "  set_status(Status::draining);\n  drop_unstarted_work();\n"),
+    ]),
+    ("m08-force-keeps-queued", "a forced disconnect lets queued commands start", [
+        ("core/connection.cpp",
+         "  begin_closing(why);\n  drop_unstarted_work();\n  aborted_ = true;",
+         "  begin_closing(why);\n  aborted_ = true;"),
+    ]),
+    ("m09-close-before-last-call", "the plugin's close runs while a data call is still running", [
+        ("core/connection.cpp",
+         "if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {",
+         "if (stats_.opened && !plugin_close_queued_ && !lifecycle_running_) {"),
+        ("core/transmission.cpp",
+         "  if (call.lifecycle && running_data_calls_ > 0) return false;",
+         "  if (call.lifecycle && false) return false;"),
+    ]),
+    ("m10-handshake-no-err-shutdown", "options received after a shutdown are answered normally", [
+        ("core/handshake.cpp",
+         "  if (status_ == Status::draining) {\n    on_option_while_draining(data);\n    return;\n  }\n",
+         ""),
+    ]),
+    ("m11-unload-before-last-close", "the plugin is unloaded while one connection is still alive", [
+        ("core/server_state.cpp",
+         "if (phase_ == ServerPhase::draining && live_.empty() && !unload_emitted_) {",
+         "if (phase_ == ServerPhase::draining && live_.size() <= 1 && !unload_emitted_) {"),
+    ]),
+    ("m12-admit-during-shutdown", "connections arriving during shutdown are still admitted", [
+        ("core/server_state.cpp",
+         "  if (phase_ != ServerPhase::accepting) return std::nullopt;",
+         "  if (phase_ == ServerPhase::done) return std::nullopt;"),
+    ]),
+    ("m13-serialize-requests-ignored", "serialize_requests lets two calls of one connection run at once", [
+        ("core/transmission.cpp",
+         "if (config_.thread_model != ThreadModel::parallel && running_data_calls_ > 0) return false;",
+         "if (gate_required() && running_data_calls_ > 0) return false;"),
+    ]),
+    ("m14-second-signal-not-forcing", "a second shutdown request does not force the live connections", [
+        ("core/server_state.cpp",
+         "for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, true});",
+         "for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, false});"),
+    ]),
+    ("m15-close-skipped-when-go-refused", "open succeeded but GO was refused (shutdown during open): close never runs", [
+        ("core/handshake.cpp",
+         "  stats_.opened = true;\n  if (status_ >= Status::closing) return;  // check_end runs the close call\n  if (status_ == Status::draining) {",
+         "  if (status_ >= Status::closing) return;  // check_end runs the close call\n  if (status_ == Status::draining) {"),
+        ("core/handshake.cpp",
+         "    return option_error(nbd::Rep::err_shutdown, \"server is shutting down\");\n  }\n  finish_go();",
+         "    return option_error(nbd::Rep::err_shutdown, \"server is shutting down\");\n  }\n  stats_.opened = true;\n  finish_go();"),
+    ]),
+]
+
+
+def main():
+    root = os.getcwd()
+    out_dir = os.path.join(root, "sim", "mutants")
+    ok = True
+    for name, why, edits in MUTANTS:
+        originals, mutated = {}, {}
+        for path, old, new in edits:
+            if path not in mutated:
+                with open(os.path.join(root, path)) as f:
+                    originals[path] = mutated[path] = f.read()
+            count = mutated[path].count(old)
+            if count != 1:
+                print(f"{name}: {path}: expected the text once, found it {count} times", file=sys.stderr)
+                ok = False
+                break
+            mutated[path] = mutated[path].replace(old, new)
+        else:
+            lines = [f"# {name}: {why}\n"]
+            for path in originals:
+                lines += difflib.unified_diff(originals[path].splitlines(keepends=True),
+                                              mutated[path].splitlines(keepends=True),
+                                              fromfile="a/" + path, tofile="b/" + path, n=2)
+            with open(os.path.join(out_dir, name + ".patch"), "w") as f:
+                f.writelines(lines)
+            print(f"wrote sim/mutants/{name}.patch")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+// sim::Pipe: one direction of a TCP-shaped byte stream. Bytes arrive in order, after a
+// delay, cut into segments of random size; close() delivers FIN after everything written;
+// reset() drops what is still in flight and tells the receiver at once. No loss, no
+// reordering, no duplication (TCP gives none of those to the application).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/time.hpp"
+#include "sim/event_queue.hpp"
+#include "sim/prng.hpp"
+
+namespace nbdd::sim {
+
+class Pipe {
+ public:
+  using Deliver = std::function<void(std::vector<std::byte>)>;
+  using End = std::function<void(bool reset)>;
+  struct Shape {
+    std::uint64_t delay_min_ns = 0, delay_max_ns = 0;
+    std::uint32_t segment_bytes_max = 65536;
+  };
+  Pipe(EventQueue& queue, const Clock& clock, Prng prng, Shape shape, Deliver deliver, End end)
+      : queue_(queue), clock_(clock), prng_(prng), shape_(shape), deliver_(std::move(deliver)), end_(std::move(end)) {}
+
+  void write(std::span<const std::byte> bytes);
+  void close();  // FIN after the data already written
+  void reset();  // RST: undelivered bytes are lost
+  bool closed() const { return closed_; }
+  std::uint64_t bytes_written() const { return written_; }
+
+ private:
+  core::Instant arrival();
+  // Segments in flight, in arrival order; only the head has an event in the queue, so the
+  // event heap stays small however finely a write is cut.
+  struct Segment {
+    core::Instant at;
+    std::vector<std::byte> bytes;  // empty: FIN
+    bool fin = false;
+  };
+  void push(Segment seg);
+  void deliver_head(std::uint64_t gen);
+  std::deque<Segment> in_flight_;
+  bool head_scheduled_ = false;
+  EventQueue& queue_;
+  const Clock& clock_;
+  Prng prng_;
+  Shape shape_;
+  Deliver deliver_;
+  End end_;
+  core::Instant last_{};
+  std::uint64_t generation_ = 0;
+  bool closed_ = false;
+  bool reset_ = false;
+  std::uint64_t written_ = 0;
+};
+
+}  // namespace nbdd::sim

@@ -1,0 +1,86 @@
+// sim::Prng: the simulator's only source of randomness.
+//
+// Rules (docs/simulator.md, architecture §2): integer API only, no <random> distributions
+// (their output is implementation-defined), no floats in decisions. Seeding uses SplitMix64,
+// the generator is xoshiro256** (Blackman & Vigna). Each component forks its own Prng at
+// setup so that an extra draw in one component does not reshuffle the others.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+
+namespace nbdd::sim {
+
+// A probability as an exact fraction; chance(Ratio{1, 50}) is true 1 time in 50.
+struct Ratio {
+  std::uint32_t numerator = 0;
+  std::uint32_t denominator = 1;
+  static constexpr Ratio never() { return {0, 1}; }
+  static constexpr Ratio always() { return {1, 1}; }
+};
+
+inline std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+class Prng {
+ public:
+  explicit Prng(std::uint64_t seed) {
+    std::uint64_t sm = seed;
+    for (auto& word : s_) word = splitmix64(sm);
+  }
+
+  std::uint64_t next() {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+  // Uniform in [0, n); n > 0. Lemire's multiply-shift with rejection (exact, no bias).
+  std::uint64_t below(std::uint64_t n) {
+    if (n <= 1) return 0;
+    for (;;) {
+      const unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
+      const auto low = static_cast<std::uint64_t>(m);
+      if (low >= n || low >= (0 - n) % n) return static_cast<std::uint64_t>(m >> 64);
+    }
+  }
+  // Uniform in [lo, hi].
+  std::uint64_t range_inclusive(std::uint64_t lo, std::uint64_t hi) {
+    if (hi <= lo) return lo;
+    if (lo == 0 && hi == ~0ull) return next();
+    return lo + below(hi - lo + 1);
+  }
+  bool chance(Ratio r) {
+    if (r.numerator == 0 || r.denominator == 0) return false;
+    if (r.numerator >= r.denominator) return true;
+    return below(r.denominator) < r.numerator;
+  }
+  bool coin() { return (next() >> 63) != 0; }
+  template <typename T>
+  const T& pick(std::span<const T> items) {
+    return items[below(items.size())];
+  }
+  template <typename T>
+  void shuffle(std::span<T> items) {
+    for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
+  }
+  // A child generator; the parent advances by exactly one draw.
+  Prng fork() { return Prng(next()); }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t s_[4];
+};
+
+}  // namespace nbdd::sim

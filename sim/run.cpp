@@ -1,0 +1,52 @@
+// run_seed() and the failure report shared by nbdd-sim and the tests.
+#include <cstdio>
+
+#include "sim/world.hpp"
+
+namespace nbdd::sim {
+
+void print_failure(std::FILE* out, const Outcome& o, const Trace& trace, const std::string& reproduce) {
+  if (o.violation) {
+    std::fprintf(out, "FAIL %s conn=%llu t=%s: %s\n", o.violation->invariant.c_str(),
+                 static_cast<unsigned long long>(o.violation->conn), format_time(o.violation->at).c_str(),
+                 o.violation->message.c_str());
+  } else {
+    std::fprintf(out, "FAIL %s t=%s: %s\n", to_string(o.kind), format_time(o.end).c_str(), o.reason.c_str());
+  }
+  trace.print_tail(out, 40);
+  std::fprintf(out, "reproduce: %s\n", reproduce.c_str());
+  std::fprintf(out, "exit %d (%s)\n", exit_code(o.kind), to_string(o.kind));
+}
+
+std::string reproduce_command(std::uint64_t seed, bool memory_plugin) {
+  return "nbdd-sim --seed=" + std::to_string(seed) + " --trace=full" + (memory_plugin ? " --memory-plugin" : "");
+}
+
+namespace {
+const Trace* g_current_trace = nullptr;
+struct CurrentTrace {
+  explicit CurrentTrace(const Trace& t) { g_current_trace = &t; }
+  ~CurrentTrace() { g_current_trace = nullptr; }
+};
+}  // namespace
+
+const Trace* current_trace() { return g_current_trace; }
+
+Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::FILE* report) {
+  FaultProfile profile = FaultProfile::from_seed(seed);
+  profile.memory_plugin = memory_plugin;
+  if (report) {
+    std::fprintf(report, "nbdd-sim seed=%llu profile=swarm\n", static_cast<unsigned long long>(seed));
+    profile.print(report);
+    std::fflush(report);
+  }
+  WorldOptions options;
+  options.full_trace = full_trace;
+  World world(profile, options);
+  CurrentTrace current(world.trace_ref());
+  Outcome out = world.run();
+  if (report && out.kind != OutcomeKind::ok) print_failure(report, out, world.trace_ref(), reproduce_command(seed, memory_plugin));
+  return out;
+}
+
+}  // namespace nbdd::sim

@@ -1,0 +1,358 @@
+#include "sim/sim_client.hpp"
+
+#include <algorithm>
+
+#include "sim/world.hpp"
+
+namespace nbdd::sim {
+
+using namespace wire;
+
+SimClient::SimClient(World& world, std::uint32_t index, Prng prng, const FaultProfile& profile,
+                     const core::ExportCatalog& catalog, bool scripted, Style style)
+    : world_(world), index_(index), prng_(prng), profile_(profile), catalog_(catalog), scripted_(scripted), style_(style) {
+  lazy_ = !scripted_ && prng_.chance(profile_.client_lazy);
+}
+
+void SimClient::start() {
+  world_.trace().record(world_.now(), 0, "cli", "client " + std::to_string(index_) + " connects" + (lazy_ ? " (lazy)" : ""));
+  world_.connect(*this);
+}
+
+void SimClient::refused() {
+  done_ = true;
+  world_.marks().hit("client_refused");
+}
+
+void SimClient::write(std::span<const std::byte> bytes) {
+  if (!to_server_ || write_closed_ || done_) return;
+  to_server_->write(bytes);
+}
+
+void SimClient::vanish(bool reset) {
+  if (done_ || !to_server_) return;
+  world_.trace().record(world_.now(), 0, "cli", "client " + std::to_string(index_) + (reset ? " resets" : " half-closes"));
+  world_.marks().hit(reset ? "client_reset" : "client_half_close");
+  quiet_ = true;
+  write_closed_ = true;
+  if (reset) {
+    to_server_->reset();
+    done_ = true;
+  } else {
+    to_server_->close();
+  }
+}
+
+// ---- handshake ---------------------------------------------------------------------------
+
+std::vector<std::byte> SimClient::info_data(const std::string& name, bool go) {
+  std::vector<std::byte> d;
+  put32(d, static_cast<std::uint32_t>(name.size()));
+  put_bytes(d, name);
+  std::vector<std::uint16_t> infos;
+  if (!scripted_) {
+    for (std::uint16_t t : {std::uint16_t{1}, std::uint16_t{2}, std::uint16_t{3}})
+      if (prng_.coin()) infos.push_back(t);
+    if (prng_.below(8) == 0) infos.push_back(0);
+    if (!go && prng_.below(10) == 0) infos.push_back(77);  // unknown: must be ignored
+  }
+  put16(d, static_cast<std::uint16_t>(infos.size()));
+  for (auto t : infos) put16(d, t);
+  return d;
+}
+
+std::vector<std::byte> SimClient::meta_data(const std::string& name, const std::vector<std::string>& queries) {
+  std::vector<std::byte> d;
+  put32(d, static_cast<std::uint32_t>(name.size()));
+  put_bytes(d, name);
+  put32(d, static_cast<std::uint32_t>(queries.size()));
+  for (const auto& q : queries) {
+    put32(d, static_cast<std::uint32_t>(q.size()));
+    put_bytes(d, q);
+  }
+  return d;
+}
+
+void SimClient::plan_handshake() {
+  plan_.clear();
+  if (scripted_) {
+    export_name_ = "";
+    if (style_ == Style::extended) plan_.push_back({opt::extended_headers, {}});
+    if (style_ == Style::structured) plan_.push_back({opt::structured_reply, {}});
+    if (style_ != Style::simple) plan_.push_back({opt::set_meta, meta_data(export_name_, {"base:allocation"})});
+    plan_.push_back({opt::go, info_data(export_name_, true)});
+    return;
+  }
+  const std::uint64_t exports = catalog_.exports.size();
+  const std::uint64_t which = prng_.below(exports + 1);
+  export_name_ = which == exports ? "" : catalog_.exports[which].name;
+  if (prng_.below(3) == 0) plan_.push_back({opt::list, {}});
+  if (prng_.below(3) == 0) plan_.push_back({opt::info, info_data(prng_.below(6) == 0 ? "nope" : export_name_, false)});
+  const bool ext = prng_.below(3) == 0, sr = prng_.coin();
+  if (ext && sr && prng_.coin()) {
+    plan_.push_back({opt::structured_reply, {}});
+    plan_.push_back({opt::extended_headers, {}});
+  } else {
+    if (ext) plan_.push_back({opt::extended_headers, {}});
+    if (sr) plan_.push_back({opt::structured_reply, {}});
+  }
+  if (prng_.below(4) == 0) plan_.push_back({opt::list_meta, meta_data(export_name_, prng_.coin() ? std::vector<std::string>{} : std::vector<std::string>{"base:"})});
+  if ((ext || sr || prng_.below(6) == 0) && prng_.below(4) != 0) {
+    std::vector<std::string> q{"base:allocation"};
+    if (prng_.below(4) == 0) q.insert(q.begin(), "x-nbdd-sim:nothing");
+    plan_.push_back({opt::set_meta, meta_data(export_name_, q)});
+  }
+  if (prng_.below(8) == 0) {
+    std::vector<std::byte> junk(prng_.below(40), std::byte{0x5a});
+    plan_.push_back({prng_.coin() ? 42u : 4u, junk});  // unknown / withdrawn: ERR_UNSUP
+  }
+  if (prng_.below(12) == 0) plan_.push_back({opt::starttls, {}});
+  if (prng_.below(12) == 0) plan_.push_back({opt::structured_reply, {}});  // repeated
+  // the final option
+  const std::uint64_t fin = prng_.below(20);
+  if (fin == 0)
+    plan_.push_back({opt::abort, {}});
+  else if (fin <= 4 && !ext) {
+    std::vector<std::byte> name;
+    put_bytes(name, export_name_);
+    plan_.push_back({opt::export_name, name});
+  } else {
+    plan_.push_back({opt::go, info_data(export_name_, true)});
+  }
+}
+
+void SimClient::send_option(std::uint32_t option, std::vector<std::byte> data) {
+  current_option_ = option;
+  dec_.option_sent(option, data);
+  auto bytes = encode_option(option, data);
+  write(bytes);  // after ABORT the server answers ACK and closes; we half-close on the ACK
+}
+
+void SimClient::next_option() {
+  if (quiet_ || done_) return;
+  if (plan_pos_ >= plan_.size()) {
+    send_option(opt::abort, {});
+    return;
+  }
+  auto [option, data] = plan_[plan_pos_++];
+  if (!scripted_ && prng_.chance(profile_.client_mid_request_vanish)) {
+    auto bytes = encode_option(option, data);
+    write(std::span(bytes).first(prng_.below(bytes.size())));
+    world_.marks().hit("client_vanished_mid_option");
+    vanish(prng_.coin());
+    return;
+  }
+  send_option(option, std::move(data));
+}
+
+void SimClient::on_option_reply(const ServerStreamDecoder::Event& ev) {
+  if (!ev.final_reply) return;
+  if (ev.type == rep::err_shutdown) {
+    world_.marks().hit("client_saw_err_shutdown");
+    if (lazy_) {
+      quiet_ = true;  // a lazy client never ends by itself
+      return;
+    }
+    if (ev.option != opt::abort) send_option(opt::abort, {});
+    return;
+  }
+  if (ev.option == opt::abort) {
+    vanish(false);
+    return;
+  }
+  if (ev.option == opt::go) {
+    if (ev.type == rep::ack) {
+      enter_transmission();
+      return;
+    }
+    if (!go_retry_used_ && !scripted_) {  // try once more, plainly
+      go_retry_used_ = true;
+      send_option(opt::go, info_data(export_name_, true));
+      return;
+    }
+    send_option(opt::abort, {});
+    return;
+  }
+  next_option();
+}
+
+void SimClient::on_bytes(std::vector<std::byte> bytes) {
+  if (done_) return;
+  std::vector<ServerStreamDecoder::Event> evs;
+  dec_.feed(bytes, evs);
+  for (auto& ev : evs) {
+    switch (ev.kind) {
+      case ServerStreamDecoder::Event::Kind::greeting: {
+        std::uint32_t flags = 1;
+        if ((ev.option & 2) && prng_.coin()) flags |= 2;
+        dec_.client_flags(flags);
+        std::vector<std::byte> out;
+        put32(out, flags);
+        write(out);
+        plan_handshake();
+        next_option();
+        break;
+      }
+      case ServerStreamDecoder::Event::Kind::option_reply:
+        on_option_reply(ev);
+        break;
+      case ServerStreamDecoder::Event::Kind::export_block:
+        enter_transmission();
+        break;
+      case ServerStreamDecoder::Event::Kind::reply_done: {
+        if (outstanding_ > 0) --outstanding_;
+        if (ev.reply.error == err::eshutdown) {
+          world_.marks().hit("client_saw_eshutdown");
+          if (lazy_) {
+            quiet_ = true;
+          } else if (!disc_sent_) {
+            send_disc();
+          }
+        }
+        schedule_next();
+        break;
+      }
+      case ServerStreamDecoder::Event::Kind::error:
+        world_.client_failure(index_, "client parser: " + ev.error);
+        done_ = true;
+        return;
+    }
+  }
+}
+
+void SimClient::on_end(bool reset) {
+  if (done_) return;
+  done_ = true;
+  world_.marks().hit(reset ? "client_saw_reset" : "client_saw_eof");
+  if (dec_.mid_frame()) world_.marks().hit("client_saw_truncated_frame");
+  if (!write_closed_ && to_server_) {
+    write_closed_ = true;
+    to_server_->close();
+  }
+}
+
+// ---- transmission ------------------------------------------------------------------------
+
+void SimClient::enter_transmission() {
+  world_.marks().hit("client_in_transmission");
+  if (scripted_) return;
+  schedule_next();
+}
+
+void SimClient::schedule_next() {
+  if (scripted_ || act_scheduled_ || quiet_ || done_ || disc_sent_ || !dec_.in_transmission()) return;
+  act_scheduled_ = true;
+  world_.queue().at(world_.now() + core::Duration{prng_.range_inclusive(0, profile_.think_max_ns)}, [this] {
+    act_scheduled_ = false;
+    act();
+  });
+}
+
+void SimClient::act() {
+  if (quiet_ || done_ || disc_sent_) return;
+  if (world_.faults_active() && prng_.chance(profile_.client_vanish)) {
+    vanish(prng_.coin());
+    return;
+  }
+  if (requests_sent_ >= profile_.requests_max || (world_.faults_active() && prng_.chance(profile_.client_early_disc))) {
+    if (outstanding_ == 0 || prng_.chance(profile_.client_early_disc)) {
+      if (!lazy_) send_disc();
+      else quiet_ = true;
+    }
+    return;
+  }
+  if (outstanding_ >= profile_.pipeline_max) return;  // a reply will reschedule
+  send_random_request();
+  schedule_next();
+}
+
+void SimClient::send_random_request() {
+  const std::uint16_t ef = dec_.eflags();
+  const std::uint64_t size = dec_.export_size();
+  const bool ro = ef & eflag::read_only;
+  std::vector<std::uint16_t> cmds{cmd::read, cmd::read};
+  if (!ro) cmds.insert(cmds.end(), {cmd::write, cmd::write, cmd::write});
+  if (ef & eflag::send_flush) cmds.push_back(cmd::flush);
+  if (!ro && (ef & eflag::send_trim)) cmds.push_back(cmd::trim);
+  if (!ro && (ef & eflag::send_write_zeroes)) cmds.push_back(cmd::write_zeroes);
+  if (ef & eflag::send_cache) cmds.push_back(cmd::cache);
+  if (dec_.meta_selected()) cmds.push_back(cmd::block_status);
+  Request rq;
+  rq.type = cmds[prng_.below(cmds.size())];
+  rq.cookie = (static_cast<std::uint64_t>(index_) << 32) | next_cookie_++;
+  if (rq.type != cmd::flush && size > 0) {
+    std::uint64_t len = prng_.coin() ? 512 * prng_.range_inclusive(1, 8) : prng_.range_inclusive(1, 4096);
+    len = std::min(len, size);
+    std::uint64_t off = prng_.below(size - len + 1);
+    if (prng_.coin()) off -= off % 512;
+    rq.offset = off;
+    rq.length = len;
+  }
+  if ((ef & eflag::send_fua) && prng_.below(4) == 0) rq.flags |= cflag::fua;
+  if (rq.type == cmd::read && (ef & eflag::send_df) && prng_.below(3) == 0) rq.flags |= cflag::df;
+  if (rq.type == cmd::write_zeroes && prng_.coin()) rq.flags |= cflag::no_hole;
+  if (rq.type == cmd::write_zeroes && (ef & eflag::send_fast_zero) && prng_.below(3) == 0) rq.flags |= cflag::fast_zero;
+  if (rq.type == cmd::block_status && prng_.coin()) rq.flags |= cflag::req_one;
+  if (prng_.chance(profile_.client_bad_request)) {
+    world_.marks().hit("client_bad_request");
+    if (prng_.coin()) rq.offset = size + 512 * prng_.range_inclusive(0, 4);  // out of range
+    else rq.flags |= 0x0080;                                                 // an undefined flag
+  }
+  if (rq.type == cmd::write) {
+    rq.payload.resize(rq.length);
+    for (auto& b : rq.payload) b = static_cast<std::byte>(prng_.next() >> 56);
+  }
+  if (rq.type == cmd::write && dec_.extended()) rq.flags |= cflag::payload_len;
+  send_request(std::move(rq));
+}
+
+void SimClient::send_request(Request rq) {
+  ++requests_sent_;
+  world_.note_request();
+  ++outstanding_;
+  dec_.request_sent(rq);
+  auto bytes = encode_request(rq, dec_.extended());
+  if (!scripted_ && world_.faults_active() && prng_.chance(profile_.client_mid_request_vanish)) {
+    write(std::span(bytes).first(prng_.below(bytes.size())));
+    world_.marks().hit(rq.type == cmd::write && bytes.size() > 40 ? "client_vanished_mid_write" : "client_vanished_mid_request");
+    vanish(prng_.coin());
+    return;
+  }
+  write(bytes);
+}
+
+void SimClient::send_disc() {
+  if (disc_sent_ || done_ || write_closed_) return;
+  disc_sent_ = true;
+  Request rq;
+  rq.type = cmd::disc;
+  rq.cookie = (static_cast<std::uint64_t>(index_) << 32) | next_cookie_++;
+  dec_.request_sent(rq);
+  write(encode_request(rq, dec_.extended()));
+  world_.marks().hit(outstanding_ ? "client_disc_with_inflight" : "client_disc_idle");
+  write_closed_ = true;  // a client sends nothing after DISC; half-close, keep reading
+  to_server_->close();
+}
+
+bool SimClient::send_command(std::uint16_t type, std::uint64_t offset, std::uint32_t length, std::uint16_t flags) {
+  if (done_ || write_closed_ || !dec_.in_transmission()) return false;
+  if (type == cmd::disc) {
+    send_disc();
+    return true;
+  }
+  Request rq;
+  rq.type = type;
+  rq.flags = flags;
+  rq.cookie = (static_cast<std::uint64_t>(index_) << 32) | next_cookie_++;
+  rq.offset = offset;
+  rq.length = length;
+  if (type == cmd::write) {
+    rq.payload.resize(length);
+    for (auto& b : rq.payload) b = static_cast<std::byte>(prng_.next() >> 56);
+    if (dec_.extended()) rq.flags |= cflag::payload_len;
+  }
+  send_request(std::move(rq));
+  return true;
+}
+
+}  // namespace nbdd::sim

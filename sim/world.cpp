@@ -1,0 +1,485 @@
+#include "sim/world.hpp"
+
+#include <variant>
+
+#include "sim/scenario.hpp"
+#include "sim/world_memory.hpp"
+
+namespace nbdd::sim {
+
+const char* to_string(OutcomeKind kind) {
+  switch (kind) {
+    case OutcomeKind::ok: return "ok";
+    case OutcomeKind::correctness: return "correctness";
+    case OutcomeKind::liveness: return "liveness";
+    case OutcomeKind::crash: return "crash";
+    case OutcomeKind::nondeterminism: return "nondeterminism";
+  }
+  return "?";
+}
+
+// TigerBeetle's VOPR codes, plus one for nondeterminism.
+int exit_code(OutcomeKind kind) {
+  switch (kind) {
+    case OutcomeKind::ok: return 0;
+    case OutcomeKind::crash: return 127;
+    case OutcomeKind::liveness: return 128;
+    case OutcomeKind::correctness: return 129;
+    case OutcomeKind::nondeterminism: return 131;
+  }
+  return 1;
+}
+
+struct World::ServerConn {
+  core::ConnectionId id = 0;
+  std::unique_ptr<core::Connection> conn;
+  SimClient* client = nullptr;
+  Pipe* to_client = nullptr;
+  std::deque<std::byte> rx;
+  bool rx_fin = false, rx_reset = false, eof_fed = false, read_scheduled = false;
+  std::uint64_t deadline_gen = 0;
+  std::optional<core::Instant> armed;
+  core::Instant last_send_done{};
+  bool send_failed_fed = false, closed = false, aborted = false, finished = false;
+  std::vector<std::byte> read_buf;
+  std::uint32_t running_calls = 0;
+};
+
+class World::Gate final : public core::CallGate {
+ public:
+  explicit Gate(World& w) : w_(w) {}
+  bool try_acquire(core::ConnectionId id) override { return gate_.try_acquire(id); }
+  void release(core::ConnectionId id) override {
+    if (auto next = gate_.release(id)) {
+      w_.marks().hit("gate_handover");
+      w_.feed_later(*next, core::input::GateOpened{});
+    }
+  }
+  bool cancel(core::ConnectionId id) override {
+    // Cancelling a gate we were already handed (GateOpened still in the queue) releases it.
+    const bool held = gate_.holder() == id;
+    if (held) w_.marks().hit("gate_cancel_raced_handover");
+    if (auto next = gate_.cancel(id)) w_.feed_later(*next, core::input::GateOpened{});
+    return held;
+  }
+
+ private:
+  World& w_;
+  core::ExclusiveGate gate_;
+};
+
+World::World(const FaultProfile& profile, WorldOptions options)
+    : profile_(profile),
+      options_(options),
+      prng_(profile.seed),
+      trace_(options.full_trace),
+      net_prng_(prng_.fork()),
+      client_prng_(prng_.fork()),
+      plugin_prng_(prng_.fork()) {
+  setup();
+}
+
+World::~World() = default;
+
+void World::setup() {
+  limits_.in_flight_max = profile_.in_flight_max;
+  limits_.grace_period = core::Duration{profile_.grace_period_ns};
+  limits_.handshake_timeout = core::Duration{profile_.handshake_timeout_ns};
+  limits_.staged_bytes_max = profile_.staged_bytes_max;
+  gate_ = std::make_unique<Gate>(*this);
+  if (profile_.memory_plugin) memory_ = make_memory_backend(profile_);
+  if (memory_) {
+    catalog_ = memory_->catalog();
+    marks_.hit("memory_plugin");
+  } else {
+    profile_.memory_plugin = false;
+    catalog_ = SimPlugin::make_catalog(profile_);
+  }
+  plugin_ = std::make_unique<SimPlugin>(plugin_prng_.fork(), profile_, catalog_);
+  CheckerConfig cc;
+  cc.catalog = &catalog_;
+  cc.limits = limits_;
+  cc.thread_model = profile_.thread_model;
+  checker_ = std::make_unique<InvariantChecker>(cc);
+}
+
+World::ServerConn* World::find(core::ConnectionId id) {
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : it->second.get();
+}
+
+void World::client_failure(std::uint32_t client, const std::string& what) {
+  if (!client_failure_) client_failure_ = "client " + std::to_string(client) + ": " + what;
+}
+
+// ---- accept ------------------------------------------------------------------------------
+
+void World::connect(SimClient& client) {
+  const auto admitted = server_.admit();
+  checker_->on_admit(now(), admitted.has_value());
+  if (!admitted) {
+    trace_.record(now(), 0, "srv", "connection refused (not admitting)");
+    queue_.at(now() + core::Duration{net_prng_.range_inclusive(profile_.net_delay_min_ns, profile_.net_delay_max_ns)},
+              [&client] { client.refused(); });
+    return;
+  }
+  const core::ConnectionId id = *admitted;
+  client_conn_[client.index()] = id;
+  auto sc = std::make_unique<ServerConn>();
+  sc->id = id;
+  sc->client = &client;
+  Pipe::Shape shape{profile_.net_delay_min_ns, profile_.net_delay_max_ns, profile_.segment_bytes_max};
+  auto c2s = std::make_unique<Pipe>(
+      queue_, clock_, net_prng_.fork(), shape,
+      [this, id](std::vector<std::byte> bytes) {
+        ServerConn* s = find(id);
+        if (!s || s->closed || s->rx_reset) return;
+        s->rx.insert(s->rx.end(), bytes.begin(), bytes.end());
+        after_step(*s);
+      },
+      [this, id](bool reset) {
+        ServerConn* s = find(id);
+        if (!s) return;
+        if (reset) {
+          s->rx_reset = true;
+          s->rx.clear();
+        } else {
+          s->rx_fin = true;
+        }
+        after_step(*s);
+      });
+  auto s2c = std::make_unique<Pipe>(
+      queue_, clock_, net_prng_.fork(), shape, [&client](std::vector<std::byte> bytes) { client.on_bytes(std::move(bytes)); },
+      [&client](bool reset) { client.on_end(reset); });
+  client.attach(c2s.get());
+  sc->to_client = s2c.get();
+  pipes_.push_back(std::move(c2s));
+  pipes_.push_back(std::move(s2c));
+
+  core::ConnectionConfig cfg;
+  cfg.id = id;
+  cfg.accepted_at = now();
+  cfg.limits = limits_;
+  cfg.catalog = &catalog_;
+  cfg.thread_model = profile_.thread_model;
+  cfg.gate = gate_.get();
+  sc->conn = std::make_unique<core::Connection>(cfg);
+  ServerConn& ref = *sc;
+  conns_.emplace(id, std::move(sc));
+  trace_.record(now(), id, "srv", "accepted client " + std::to_string(client.index()));
+  checker_->on_connection(id, now());
+  drain(ref);
+}
+
+// ---- the driver --------------------------------------------------------------------------
+
+void World::feed_later(core::ConnectionId id, core::Input in) {
+  queue_.at(now(), [this, id, in] { feed(id, in); });
+}
+
+void World::feed(core::ConnectionId id, const core::Input& in) {
+  ServerConn* sc = find(id);
+  if (!sc || sc->finished || stopped_) return;
+  trace_.record(now(), id, "in ", core::describe(in));
+  checker_->on_input(id, now(), in);
+  sc->conn->handle(now(), in);
+  drain(*sc);
+}
+
+void World::drain(ServerConn& sc) {
+  while (!sc.finished) {
+    auto act = sc.conn->next_action();
+    if (!act) break;
+    trace_.record(now(), sc.id, "act", core::describe(*act));
+    checker_->on_action(sc.id, now(), *act);
+    execute(sc, *act);
+  }
+  if (!sc.finished) checker_->on_status(sc.id, now(), sc.conn->status());
+  after_step(sc);
+}
+
+void World::execute(ServerConn& sc, core::Action& act) {
+  std::visit(
+      [&](auto& a) {
+        using T = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<T, core::action::Send>) {
+          if (sc.aborted) return;  // the checker reports it; nothing reaches the wire
+          if (sc.rx_reset || sc.to_client->closed()) {
+            if (!sc.send_failed_fed) {
+              sc.send_failed_fed = true;
+              marks_.hit("send_failed");
+              feed_later(sc.id, core::input::SendFailed{});
+            }
+            return;
+          }
+          sc.to_client->write(a.header);
+          sc.to_client->write(a.payload);
+          const std::uint64_t bytes = a.header.size() + a.payload.size();
+          core::Instant done = now() + core::Duration{net_prng_.range_inclusive(0, 1000 + bytes / 8)};
+          if (done < sc.last_send_done) done = sc.last_send_done;
+          sc.last_send_done = done;
+          const core::ConnectionId id = sc.id;
+          queue_.at(done, [this, id] {
+            ServerConn* s = find(id);
+            if (s && !s->aborted && !s->send_failed_fed) feed(id, core::input::SendDone{});
+          });
+        } else if constexpr (std::is_same_v<T, core::action::CallPlugin>) {
+          start_call(sc, a);
+        } else if constexpr (std::is_same_v<T, core::action::Close>) {
+          if (a.mode == core::CloseMode::abort) {
+            sc.aborted = true;
+            sc.to_client->reset();
+          } else {
+            sc.to_client->close();
+          }
+          sc.closed = true;
+          sc.rx.clear();
+        } else if constexpr (std::is_same_v<T, core::action::Finished>) {
+          sc.finished = true;
+          sc.closed = true;
+          if (!sc.aborted) sc.to_client->close();
+          server_.finished(sc.id);
+          drain_server();
+        }
+      },
+      act);
+}
+
+void World::after_step(ServerConn& sc) {
+  if (sc.finished) return;
+  // timer
+  const auto d = sc.conn->deadline();
+  if (d != sc.armed) {
+    sc.armed = d;
+    ++sc.deadline_gen;
+    if (d) {
+      const std::uint64_t gen = sc.deadline_gen;
+      const core::ConnectionId id = sc.id;
+      queue_.at(*d < now() ? now() : *d, [this, id, gen] {
+        ServerConn* s = find(id);
+        if (!s || s->finished || s->deadline_gen != gen) return;
+        s->armed.reset();
+        const auto dl = s->conn->deadline();
+        if (dl && *dl <= now()) feed(id, core::input::DeadlineReached{});
+        else after_step(*s);
+      });
+    }
+  }
+  // reading
+  if (!sc.read_scheduled && !sc.closed && sc.conn->wants_read() &&
+      (!sc.rx.empty() || ((sc.rx_fin || sc.rx_reset) && !sc.eof_fed))) {
+    sc.read_scheduled = true;
+    const core::ConnectionId id = sc.id;
+    queue_.at(now() + core::Duration{net_prng_.below(2000)}, [this, id] { do_read(id); });
+  }
+}
+
+void World::do_read(core::ConnectionId id) {
+  ServerConn* sc = find(id);
+  if (!sc || sc->finished) return;
+  sc->read_scheduled = false;
+  if (sc->closed || !sc->conn->wants_read()) return;
+  if (sc->rx.empty()) {
+    if ((sc->rx_fin || sc->rx_reset) && !sc->eof_fed) {
+      sc->eof_fed = true;
+      feed(id, core::input::PeerClosed{});
+    }
+    return;
+  }
+  std::size_t cap = profile_.read_bytes_max;
+  if (cap < 512 && net_prng_.below(4) != 0) cap = 4096;  // tiny reads one time in four
+  std::size_t n = std::min<std::size_t>(sc->rx.size(), cap);
+  n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
+  auto window = sc->conn->read_window();
+  if (!window.empty() && net_prng_.coin()) {
+    n = std::min(n, window.size());
+    std::copy_n(sc->rx.begin(), n, window.begin());
+    sc->rx.erase(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
+    marks_.hit("read_into_window");
+    feed(id, core::input::BytesReceived{std::span<const std::byte>(window.data(), n)});
+  } else {
+    n = std::min<std::size_t>(n, limits_.staged_bytes_max);
+    sc->read_buf.assign(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
+    sc->rx.erase(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
+    feed(id, core::input::BytesReceived{sc->read_buf});
+  }
+}
+
+// ---- plugin calls ------------------------------------------------------------------------
+
+void World::start_call(ServerConn& sc, const core::action::CallPlugin& cp) {
+  ++sc.running_calls;
+  if (options_.scripted && faults_active_ && cp.call.kind != core::CallKind::open &&
+      cp.call.kind != core::CallKind::close) {
+    held_.push_back(HeldCall{sc.id, cp.slot, cp.call});
+    return;
+  }
+  const core::ConnectionId id = sc.id;
+  const core::SlotId slot = cp.slot;
+  const core::PluginCall call = cp.call;
+  queue_.at(now() + core::Duration{options_.scripted ? 1000 : plugin_->latency_ns()},
+            [this, id, slot, call] { complete_call(id, slot, call); });
+}
+
+void World::complete_call(core::ConnectionId id, core::SlotId slot, core::PluginCall call) {
+  ServerConn* sc = find(id);
+  if (!sc || stopped_) return;
+  PluginEffects fx;
+  int err = 0;
+  if (memory_) {
+    err = memory_->run(id, call, fx);
+    if (call.kind != core::CallKind::open && call.kind != core::CallKind::close && faults_active_ && !options_.scripted) {
+      PluginEffects extra;
+      plugin_->run(id, core::PluginCall{core::CallKind::flush}, true, extra);  // only for its callbacks
+      fx.disconnect = fx.disconnect || extra.disconnect;
+      fx.force = fx.force || extra.force;
+      fx.shutdown = fx.shutdown || extra.shutdown;
+    }
+  } else {
+    err = plugin_->run(id, call, faults_active_ && !options_.scripted, fx);
+  }
+  trace_.record(now(), id, "plg", std::string("callback returns err=") + std::to_string(err) +
+                                      (fx.disconnect ? (fx.force ? " after disconnect(true)" : " after disconnect(false)") : "") +
+                                      (fx.shutdown ? " after shutdown()" : ""));
+  if (fx.disconnect) {
+    marks_.hit(fx.force ? "plugin_called_disconnect_force" : "plugin_called_disconnect");
+    feed(id, core::input::DisconnectRequested{fx.force});
+  }
+  if (fx.shutdown) {
+    marks_.hit("plugin_called_shutdown");
+    request_shutdown("plugin shutdown()");
+  }
+  --sc->running_calls;
+  feed(id, core::input::PluginDone{slot, err});
+}
+
+// ---- server lifecycle --------------------------------------------------------------------
+
+void World::request_shutdown(const char* why) {
+  if (exited_) return;
+  trace_.record(now(), 0, "srv", std::string("shutdown requested: ") + why);
+  checker_->on_shutdown_requested(now());
+  shutdown_requested_ = true;
+  server_.shutdown_requested();
+  drain_server();
+}
+
+void World::drain_server() {
+  while (auto act = server_.next_action()) {
+    trace_.record(now(), 0, "srv", core::describe(*act));
+    checker_->on_server_action(now(), *act);
+    std::visit(
+        [&](auto& a) {
+          using T = std::decay_t<decltype(a)>;
+          if constexpr (std::is_same_v<T, core::server_action::EndConnection>) {
+            if (a.force)
+              feed_later(a.id, core::input::DisconnectRequested{true});
+            else
+              feed_later(a.id, core::input::ShutdownRequested{});
+          } else if constexpr (std::is_same_v<T, core::server_action::Unload>) {
+            plugin_->unload();
+            if (memory_) memory_->unload();
+            marks_.hit("unload");
+            server_.unload_done();
+          } else if constexpr (std::is_same_v<T, core::server_action::Exit>) {
+            exited_ = true;
+          }
+        },
+        *act);
+  }
+}
+
+void World::end_faults() {
+  faults_active_ = false;
+  trace_.record(now(), 0, "srv", "fault phase over");
+  liveness_deadline_ = now() + core::Duration{profile_.liveness_bound_ns};
+  if (!shutdown_requested_) request_shutdown("end of the fault phase");
+  // release anything a scenario held back
+  while (!held_.empty()) {
+    HeldCall h = held_.front();
+    held_.pop_front();
+    queue_.at(now() + core::Duration{1000}, [this, h] { complete_call(h.id, h.slot, h.call); });
+  }
+}
+
+// ---- the run loop --------------------------------------------------------------------------
+
+Outcome World::finish(OutcomeKind kind, std::string reason) {
+  Outcome out;
+  out.kind = kind;
+  out.reason = std::move(reason);
+  out.violation = checker_->violation();
+  out.trace_hash = trace_.hash();
+  out.trace_records = trace_.records();
+  out.events = events_;
+  out.requests = requests_;
+  out.end = now();
+  out.marks = marks_;
+  out.marks.merge(checker_->marks());
+  return out;
+}
+
+bool World::loop(std::optional<core::Instant> until) {
+  for (;;) {
+    if (queue_.empty() || (until && queue_.next_at() > *until)) {
+      if (!until) return false;
+      clock_.advance_to(*until);
+      checker_->on_time(now());
+      if (checker_->violation()) {
+        stopped_ = true;
+        return false;
+      }
+      return true;
+    }
+    core::Instant at;
+    auto fn = queue_.pop(at);
+    clock_.advance_to(at);
+    ++events_;
+    checker_->on_time(now());
+    if (!checker_->violation()) fn();
+    if (checker_->violation() || client_failure_) {
+      stopped_ = true;
+      return false;
+    }
+    if (exited_) return false;
+    if (now() > liveness_deadline_ || events_ > options_.max_events) return false;
+  }
+}
+
+Outcome World::run() {
+  trace_.record(now(), 0, "srv", "world seed=" + std::to_string(profile_.seed));
+  const std::uint32_t total = profile_.clients + profile_.late_clients;
+  for (std::uint32_t i = 0; i < total; ++i) {
+    const bool late = i >= profile_.clients;
+    clients_.push_back(std::make_unique<SimClient>(*this, i + 1, client_prng_.fork(), profile_, catalog_, false));
+    SimClient* c = clients_.back().get();
+    std::uint64_t at = client_prng_.below(profile_.connect_spread_ns + 1);
+    if (late) at = (profile_.shutdown_at_ns ? *profile_.shutdown_at_ns : profile_.faults_end_ns) + client_prng_.below(5'000'000);
+    queue_.at(core::Instant{at}, [c] { c->start(); });
+  }
+  if (profile_.shutdown_at_ns) queue_.at(core::Instant{*profile_.shutdown_at_ns}, [this] { request_shutdown("signal"); });
+  if (profile_.second_signal_at_ns)
+    queue_.at(core::Instant{*profile_.second_signal_at_ns}, [this] { request_shutdown("second signal"); });
+  queue_.at(core::Instant{profile_.faults_end_ns}, [this] { end_faults(); });
+  loop(std::nullopt);
+  return conclude();
+}
+
+Outcome World::conclude() {
+  if (client_failure_) {
+    Violation v{"INV-WIRE-PARSES", 0, now(), *client_failure_ + " (bytes the client received do not parse)"};
+    auto out = finish(OutcomeKind::correctness, "");
+    if (!out.violation) out.violation = v;
+    return out;
+  }
+  if (checker_->violation()) return finish(OutcomeKind::correctness, "");
+  if (!exited_) {
+    std::string why = queue_.empty() ? "nothing left to happen (stuck)" : events_ > options_.max_events ? "event budget exhausted" : "liveness bound passed";
+    return finish(OutcomeKind::liveness, why + "; pending:\n" + checker_->pending_summary());
+  }
+  checker_->at_end(now(), true);
+  if (checker_->violation()) return finish(OutcomeKind::correctness, "");
+  return finish(OutcomeKind::ok, "");
+}
+
+}  // namespace nbdd::sim
