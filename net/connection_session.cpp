@@ -68,7 +68,18 @@ void ConnectionSession::feed_one(const core::Input& input) {
 void ConnectionSession::drain_actions() {
   while (!finished_) {
     auto action = conn_.next_action();
-    if (!action) break;
+    if (!action) {
+      if (inline_done_.empty()) break;
+      inline_batch_.swap(inline_done_);  // both vectors keep their capacity: no allocation
+      for (auto [slot, err] : inline_batch_) {
+        if (finished_) break;
+        const core::Input done = core::input::PluginDone{slot, err};
+        if (log::verbose()) log("in ", core::describe(done));
+        conn_.handle(now(), done);
+      }
+      inline_batch_.clear();
+      continue;
+    }
     if (log::verbose()) log("act", core::describe(*action));
     execute(*action);
   }
@@ -166,17 +177,27 @@ void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_
   kick();
 }
 
+void ConnectionSession::log_plugin_error(int err) const {
+  // As nbdkit: a message the plugin attached is an error line, a bare errno a debug line.
+  const std::string& message = plugin::PluginHost::last_error();
+  const std::string line = "conn=" + std::to_string(id_) + " plugin: " +
+                           (message.empty() ? std::string(std::strerror(err)) : message);
+  if (message.empty()) log::debug(line);
+  else log::error(line);
+}
+
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {
+  const bool lifecycle = call.slot == core::lifecycle_slot;
+  if (context_.inline_data_calls && !lifecycle) {
+    const int err = context_.host.run(plugin_state_, call.call);
+    if (err != 0) log_plugin_error(err);
+    inline_done_.emplace_back(call.slot, static_cast<std::int32_t>(err));
+    return;
+  }
   auto self = shared_from_this();
   context_.workers->submit([self, call] {
     const int err = self->context_.host.run(self->plugin_state_, call.call);
-    if (err != 0) {  // as nbdkit: a message the plugin attached is an error line
-      const std::string& message = plugin::PluginHost::last_error();
-      const std::string line = "conn=" + std::to_string(self->id_) + " plugin: " +
-                               (message.empty() ? std::string(std::strerror(err)) : message);
-      if (message.empty()) log::debug(line);
-      else log::error(line);
-    }
+    if (err != 0) self->log_plugin_error(err);
     asio::post(self->strand_, [self, slot = call.slot, err] {
       self->feed(core::input::PluginDone{slot, static_cast<std::int32_t>(err)});
     });

@@ -24,6 +24,7 @@ struct SessionContext {
   WorkerPool* workers;  // set before the first session runs (the pool starts in Server::run)
   plugin::PluginHost& host;
   std::function<void(core::ConnectionId)> on_finished;  // called once, on the session's strand
+  bool inline_data_calls = false;  // the plugin is nonblocking(): data calls run on the strand
 };
 
 class ConnectionSession : public std::enable_shared_from_this<ConnectionSession> {
@@ -51,6 +52,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   static constexpr std::size_t sends_per_write_max = 32;
   void do_call(const core::action::CallPlugin& call);
   void do_close();
+  void log_plugin_error(int err) const;
   void arm_timer();
   void on_timer(const boost::system::error_code& ec, std::uint64_t generation);
   void log(const char* direction, const std::string& text) const;
@@ -79,6 +81,10 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   bool peer_closed_ = false;   // PeerClosed fed (the read side is over)
   bool send_failed_ = false;   // SendFailed fed (the write side is over)
   bool finished_ = false;
+  // Completions of data calls run inline on the strand, fed once the actions that
+  // started them are drained (the core is never re-entered from next_action()).
+  std::vector<std::pair<core::SlotId, std::int32_t>> inline_done_;
+  std::vector<std::pair<core::SlotId, std::int32_t>> inline_batch_;
 };
 
 }  // namespace nbdd::net

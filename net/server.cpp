@@ -48,7 +48,7 @@ void Server::set_plugin(plugin::PluginHost& host, core::ExportCatalog catalog, c
   catalog_ = std::move(catalog);
   thread_model_ = model;
   context_ = std::make_unique<SessionContext>(SessionContext{
-      nullptr, host, [this](core::ConnectionId id) { on_session_finished(id); }});
+      nullptr, host, [this](core::ConnectionId id) { on_session_finished(id); }, host.plugin().nonblocking()});
 }
 
 std::string Server::listen_tcp(const std::string& host, const std::string& port) {

@@ -98,6 +98,11 @@ class Plugin {
   virtual std::string config_help() const { return {}; }
   virtual std::vector<std::pair<std::string, std::string>> dump_fields() const { return {}; }
   virtual ThreadModel thread_model() const { return ThreadModel::parallel; }
+  // true when every data callback finishes quickly and never blocks (no disk, no network,
+  // no child process), like memory, null and pattern. nbdd then runs data calls on the
+  // connection's I/O thread instead of handing them to a worker thread and back, which
+  // costs more than the call itself. open and close still run on workers.
+  virtual bool nonblocking() const { return false; }
 
   // --- server lifecycle -------------------------------------------------------------
   virtual int load(Host& host) { host_ = &host; return 0; }

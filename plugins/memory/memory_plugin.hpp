@@ -16,6 +16,7 @@ class MemoryPlugin final : public Plugin {
   std::string_view magic_config_key() const override { return "size"; }
   std::string config_help() const override { return "size=SIZE  Size of the disk (required), e.g. 1G"; }
   ThreadModel thread_model() const override { return ThreadModel::parallel; }
+  bool nonblocking() const override { return true; }  // in-memory: never blocks
 
   int config(std::string_view key, std::string_view value) override;
   int config_complete() override;
