@@ -5,6 +5,7 @@
 
 #include "core/assert.hpp"
 #include "core/connection_impl.hpp"
+#include "core/overloaded.hpp"
 
 namespace nbdd::core {
 namespace {
@@ -13,13 +14,6 @@ namespace {
 // pipelined requests per syscall in transmission, small reads during the handshake.
 constexpr std::size_t handshake_read_bytes = 4096;
 constexpr std::size_t transmission_read_bytes = 64 * 1024;
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 }  // namespace
 

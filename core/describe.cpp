@@ -6,17 +6,11 @@
 #include "core/connection.hpp"
 #include "core/connection_impl.hpp"
 #include "core/input.hpp"
+#include "core/overloaded.hpp"
 #include "core/server_state.hpp"
 
 namespace nbdd::core {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 const char* to_string(CallKind kind) {
   switch (kind) {

@@ -227,9 +227,11 @@ bool Connection::Impl::ensure_buffer(Slot& s, std::uint64_t bytes, bool over_bud
 }
 
 void Connection::Impl::take_slot(std::uint32_t slot_index) {
-  auto it = std::find(free_slots_.begin(), free_slots_.end(), slot_index);
-  NBDD_ASSERT(it != free_slots_.end());
-  free_slots_.erase(it);
+  // pick_slot() mostly returns the last free slot: search from the back, so the common
+  // case costs one comparison and an erase at the end.
+  auto it = std::find(free_slots_.rbegin(), free_slots_.rend(), slot_index);
+  NBDD_ASSERT(it != free_slots_.rend());
+  free_slots_.erase(std::next(it).base());
   ++stats_.in_flight;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/assert.hpp"
+#include "core/overloaded.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "net/worker_pool.hpp"
@@ -12,14 +13,9 @@
 namespace nbdd::net {
 namespace asio = boost::asio;
 
-namespace {
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
+using core::Overloaded;
 
+namespace {
 constexpr std::size_t fallback_bytes = 64 * 1024;
 }  // namespace
 

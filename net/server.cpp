@@ -7,20 +7,14 @@
 #include <thread>
 
 #include "core/assert.hpp"
+#include "core/overloaded.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 
 namespace nbdd::net {
 namespace asio = boost::asio;
 
-namespace {
-template <class... Fs>
-struct Overloaded : Fs... {
-  using Fs::operator()...;
-};
-template <class... Fs>
-Overloaded(Fs...) -> Overloaded<Fs...>;
-}  // namespace
+using core::Overloaded;
 
 Server::Server(const ServerConfig& config)
     : config_(config),

@@ -1,7 +1,10 @@
 #include "plugins/parse_size.hpp"
 
 #include <cctype>
+#include <cerrno>
 #include <limits>
+
+#include "plugins/plugin_api.hpp"
 
 namespace nbdd::plugin {
 namespace {
@@ -71,6 +74,22 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& erro
     return std::nullopt;
   }
   return *number * scale;
+}
+
+int config_size_only(Host& host, std::string_view plugin_name, std::string_view key, std::string_view value,
+                     std::uint64_t& out) {
+  if (key != "size") {
+    host.error("unknown parameter '" + std::string(key) + "' (" + std::string(plugin_name) + " takes size=SIZE)");
+    return EINVAL;
+  }
+  std::string error;
+  const auto size = parse_size(value, error);
+  if (!size) {
+    host.error(error);
+    return EINVAL;
+  }
+  out = *size;
+  return 0;
 }
 
 }  // namespace nbdd::plugin

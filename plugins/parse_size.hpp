@@ -12,6 +12,13 @@ namespace nbdd::plugin {
 // nullopt and a message in `error` (e.g. "size: '12Q': unknown suffix") on failure.
 std::optional<std::uint64_t> parse_size(std::string_view text, std::string& error);
 
+class Host;
+
+// config() for plugins whose one parameter is size=SIZE (memory, null, pattern): parses
+// `value` into `out`, or attaches the reason with host.error() and returns EINVAL.
+int config_size_only(Host& host, std::string_view plugin_name, std::string_view key, std::string_view value,
+                     std::uint64_t& out);
+
 // Unsigned decimal integer without suffix (for sh extents output, counts...).
 std::optional<std::uint64_t> parse_u64(std::string_view text);
 

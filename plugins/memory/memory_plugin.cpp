@@ -7,17 +7,7 @@
 namespace nbdd::plugin::memory {
 
 int MemoryPlugin::config(std::string_view key, std::string_view value) {
-  if (key != "size") {
-    host().error("unknown parameter '" + std::string(key) + "' (memory takes size=SIZE)");
-    return EINVAL;
-  }
-  std::string error;
-  const auto size = parse_size(value, error);
-  if (!size) {
-    host().error(error);
-    return EINVAL;
-  }
-  size_bytes_ = *size;
+  if (const int err = config_size_only(host(), "memory", key, value, size_bytes_)) return err;
   size_set_ = true;
   return 0;
 }

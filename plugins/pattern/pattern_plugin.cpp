@@ -1,7 +1,6 @@
 #include "plugins/pattern/pattern_plugin.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "plugins/parse_size.hpp"
@@ -37,18 +36,7 @@ void fill_pattern(std::span<std::byte> out, std::uint64_t offset) {
 }
 
 int PatternPlugin::config(std::string_view key, std::string_view value) {
-  if (key != "size") {
-    host().error("unknown parameter '" + std::string(key) + "' (pattern takes size=SIZE)");
-    return EINVAL;
-  }
-  std::string error;
-  const auto size = parse_size(value, error);
-  if (!size) {
-    host().error(error);
-    return EINVAL;
-  }
-  size_bytes_ = *size;
-  return 0;
+  return config_size_only(host(), "pattern", key, value, size_bytes_);
 }
 
 }  // namespace nbdd::plugin::pattern
