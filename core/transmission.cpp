@@ -197,8 +197,9 @@ void Connection::Impl::on_data_done(std::uint32_t slot_index, int err) {
 std::optional<std::uint32_t> Connection::Impl::pick_slot(std::uint64_t buffer_bytes) {
   NBDD_ASSERT(!free_slots_.empty());
   if (buffer_bytes == 0) return free_slots_.back();
-  for (std::uint32_t i : free_slots_)
-    if (slots_[i].capacity >= buffer_bytes) return i;
+  // From the back: the slots freed last (LIFO) hold buffers; never-used slots sit in front.
+  for (auto it = free_slots_.rbegin(); it != free_slots_.rend(); ++it)
+    if (slots_[*it].capacity >= buffer_bytes) return *it;
   const std::uint32_t index = free_slots_.back();
   if (!ensure_buffer(slots_[index], buffer_bytes, false)) return std::nullopt;
   return index;

@@ -182,9 +182,15 @@ void ConnectionSession::log_plugin_error(int err) const {
   else log::error(line);
 }
 
+bool runs_inline(const SessionContext& context, const core::action::CallPlugin& call) {
+  if (!context.inline_data_calls || call.slot == core::lifecycle_slot) return false;
+  const auto kind = call.call.kind;
+  const bool copies = kind == core::CallKind::pread || kind == core::CallKind::pwrite;
+  return !copies || call.call.count <= inline_copy_bytes_max;
+}
+
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {
-  const bool lifecycle = call.slot == core::lifecycle_slot;
-  if (context_.inline_data_calls && !lifecycle) {
+  if (runs_inline(context_, call)) {
     const int err = context_.host.run(plugin_state_, call.call);
     if (err != 0) log_plugin_error(err);
     inline_done_.emplace_back(call.slot, static_cast<std::int32_t>(err));

@@ -27,6 +27,14 @@ struct SessionContext {
   bool inline_data_calls = false;  // the plugin is nonblocking(): data calls run on the strand
 };
 
+// A nonblocking plugin's pread/pwrite above this size still goes to the worker pool: copying
+// 1 MiB takes longer than the two thread hand-offs, and on a worker it overlaps with the
+// session's socket I/O instead of stalling it (bench/README.md, 1 MiB rows).
+inline constexpr std::uint64_t inline_copy_bytes_max = 256 * 1024;
+
+// Whether a call runs on the session's strand (true) or on the worker pool.
+bool runs_inline(const SessionContext& context, const core::action::CallPlugin& call);
+
 class ConnectionSession : public std::enable_shared_from_this<ConnectionSession> {
  public:
   ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,

@@ -17,9 +17,8 @@ namespace nbdd::net {
 namespace asio = boost::asio;
 using generic_protocol = asio::generic::stream_protocol;
 
-Listener::Listener(asio::io_context& ioc, Acceptor acceptor, std::string unlink_path, std::string what)
-    : ioc_(ioc),
-      acceptor_(std::move(acceptor)),
+Listener::Listener(Acceptor acceptor, std::string unlink_path, std::string what)
+    : acceptor_(std::move(acceptor)),
       retry_timer_(acceptor_.get_executor()),
       unlink_path_(std::move(unlink_path)),
       what_(std::move(what)) {}
@@ -28,8 +27,9 @@ Listener::~Listener() {
   if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
 }
 
-void Listener::start(AcceptHandler handler) {
+void Listener::start(AcceptHandler handler, IoPicker pick) {
   handler_ = std::move(handler);
+  pick_ = std::move(pick);
   do_accept();
 }
 
@@ -53,7 +53,7 @@ std::optional<std::uint16_t> Listener::tcp_port() const {
 
 void Listener::do_accept() {
   if (closed_) return;
-  acceptor_.async_accept(asio::make_strand(ioc_),
+  acceptor_.async_accept(asio::make_strand(pick_()),
                          [this](const boost::system::error_code& ec, GenericSocket socket) {
                            on_accept(ec, std::move(socket));
                          });
@@ -115,14 +115,14 @@ std::string listen_tcp(asio::io_context& ioc, const Strand& strand, const std::s
       last_error = what + ": " + err;
       continue;
     }
-    out.push_back(std::make_unique<Listener>(ioc, std::move(acceptor), std::string{}, what));
+    out.push_back(std::make_unique<Listener>(std::move(acceptor), std::string{}, what));
     ++bound;
   }
   if (bound == 0) return last_error.empty() ? "no address to listen on for port " + port : last_error;
   return {};
 }
 
-std::string listen_unix(asio::io_context& ioc, const Strand& strand, const std::string& path,
+std::string listen_unix(const Strand& strand, const std::string& path,
                         Listeners& out) {
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return "unix socket " + path + ": path too long (max " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")";
@@ -131,11 +131,11 @@ std::string listen_unix(asio::io_context& ioc, const Strand& strand, const std::
   Acceptor acceptor(strand);
   const generic_protocol::endpoint ep{asio::local::stream_protocol::endpoint(path)};
   if (auto err = bind_listen(acceptor, ep, false); !err.empty()) return "unix socket " + path + ": " + err;
-  out.push_back(std::make_unique<Listener>(ioc, std::move(acceptor), path, "unix " + path));
+  out.push_back(std::make_unique<Listener>(std::move(acceptor), path, "unix " + path));
   return {};
 }
 
-bool listen_systemd(asio::io_context& ioc, const Strand& strand, Listeners& out, std::string& error) {
+bool listen_systemd(const Strand& strand, Listeners& out, std::string& error) {
   const char* pid = std::getenv("LISTEN_PID");
   const char* fds = std::getenv("LISTEN_FDS");
   if (!pid || !fds) return false;
@@ -165,7 +165,7 @@ bool listen_systemd(asio::io_context& ioc, const Strand& strand, Listeners& out,
       error = "LISTEN_FDS: fd " + std::to_string(fd) + ": " + ec.message();
       return true;
     }
-    out.push_back(std::make_unique<Listener>(ioc, std::move(acceptor), std::string{},
+    out.push_back(std::make_unique<Listener>(std::move(acceptor), std::string{},
                                              "systemd fd " + std::to_string(fd)));
   }
   return true;

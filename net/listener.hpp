@@ -1,6 +1,6 @@
 // Accepting sockets: TCP (IPv4 and IPv6), Unix, and descriptors inherited through systemd
 // socket activation. Every acceptor runs on the server's strand; each accepted socket gets
-// a fresh strand of its own (the session's).
+// a fresh strand of its own (the session's), on the I/O shard the server picks.
 #pragma once
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -17,15 +17,18 @@ namespace nbdd::net {
 
 using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol, Strand>;
 using AcceptHandler = std::function<void(GenericSocket)>;  // on the server's strand
+// Which io_context the next accepted socket (and so its session) lives on.
+using IoPicker = std::function<boost::asio::io_context&()>;
 
 class Listener {
  public:
-  Listener(boost::asio::io_context& ioc, Acceptor acceptor, std::string unlink_path, std::string what);
+  Listener(Acceptor acceptor, std::string unlink_path, std::string what);
   ~Listener();  // removes the Unix socket file it created
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  void start(AcceptHandler handler);  // on the server strand
+  // On the server strand. Each accepted socket gets a fresh strand on pick()'s io_context.
+  void start(AcceptHandler handler, IoPicker pick);
   void close();                       // on the server strand; idempotent
   const std::string& what() const { return what_; }
   std::optional<std::uint16_t> tcp_port() const;
@@ -34,7 +37,6 @@ class Listener {
   void do_accept();
   void on_accept(const boost::system::error_code& ec, GenericSocket socket);
 
-  boost::asio::io_context& ioc_;
   Acceptor acceptor_;
   boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                     boost::asio::wait_traits<std::chrono::steady_clock>, Strand>
@@ -42,6 +44,7 @@ class Listener {
   std::string unlink_path_;
   std::string what_;
   AcceptHandler handler_;
+  IoPicker pick_;
   bool closed_ = false;
 };
 
@@ -51,10 +54,10 @@ using Listeners = std::vector<std::unique_ptr<Listener>>;
 // host empty: every local address (IPv4 and IPv6, v6-only sockets).
 std::string listen_tcp(boost::asio::io_context& ioc, const Strand& strand, const std::string& host,
                        const std::string& port, Listeners& out);
-std::string listen_unix(boost::asio::io_context& ioc, const Strand& strand, const std::string& path,
+std::string listen_unix(const Strand& strand, const std::string& path,
                         Listeners& out);
 // systemd socket activation: LISTEN_PID == getpid() and LISTEN_FDS=N (fds 3..3+N-1).
 // Returns true when activation was present (then `error` tells whether it worked).
-bool listen_systemd(boost::asio::io_context& ioc, const Strand& strand, Listeners& out, std::string& error);
+bool listen_systemd(const Strand& strand, Listeners& out, std::string& error);
 
 }  // namespace nbdd::net

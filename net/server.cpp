@@ -50,10 +50,10 @@ std::string Server::listen_tcp(const std::string& host, const std::string& port)
 }
 
 std::string Server::listen_unix(const std::string& path) {
-  return net::listen_unix(ioc_, strand_, path, listeners_);
+  return net::listen_unix(strand_, path, listeners_);
 }
 
-bool Server::listen_systemd(std::string& error) { return net::listen_systemd(ioc_, strand_, listeners_, error); }
+bool Server::listen_systemd(std::string& error) { return net::listen_systemd(strand_, listeners_, error); }
 
 std::string Server::serve_stdio() {
   // Called before run(): nothing else touches the state yet.
@@ -84,20 +84,31 @@ int Server::run() {
   NBDD_ASSERT(host_ != nullptr);
   workers_ = std::make_unique<WorkerPool>(config_.worker_threads);
   context_->workers = workers_.get();
+  for (unsigned i = 1; i < config_.io_threads; ++i) {
+    shards_.push_back(std::make_unique<asio::io_context>(1));
+    shard_guards_.push_back(asio::make_work_guard(*shards_.back()));
+  }
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) { on_signal(ec, signo); });
   asio::post(strand_, [this] {
     for (auto& l : listeners_) {
       log::debug("listening on " + l->what());
-      l->start([this](GenericSocket socket) { on_accept(std::move(socket)); });
+      l->start([this](GenericSocket socket) { on_accept(std::move(socket)); },
+               [this]() -> asio::io_context& { return next_shard(); });
     }
   });
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.io_threads; ++i) threads.emplace_back([this] { ioc_.run(); });
+  for (auto& shard : shards_) threads.emplace_back([&shard] { shard->run(); });
   ioc_.run();
   for (auto& t : threads) t.join();
   workers_->join();
   listeners_.clear();  // removes Unix socket files
   return child_status_.value_or(0);
+}
+
+asio::io_context& Server::next_shard() {
+  const std::size_t n = shards_.size() + 1;
+  const std::size_t k = next_shard_++ % n;
+  return k == 0 ? ioc_ : *shards_[k - 1];
 }
 
 void Server::on_accept(GenericSocket socket) {
@@ -196,6 +207,10 @@ void Server::do_exit() {
   signals_.cancel(ignored);
   child_signals_.cancel(ignored);
   for (auto& l : listeners_) l->close();
+  // Every session has finished (ServerState only exits after the last one): the shards'
+  // threads may end.
+  for (auto& guard : shard_guards_) guard.reset();
+  for (auto& shard : shards_) shard->stop();
   ioc_.stop();
 }
 

@@ -1,16 +1,24 @@
-// The daemon: one io_context, the listeners, every ConnectionSession, the worker pool and
+// The daemon: the I/O shards, the listeners, every ConnectionSession, the worker pool and
 // the signals. It drives core::ServerState on its own strand (accepting -> draining ->
 // unloading -> done): SIGINT/SIGTERM, the plugin's shutdown() and the end of --run's
 // command are all ServerState::shutdown_requested(); the second one forces.
+//
+// I/O runs on io_threads shards, one io_context and one thread each (shard 0 is the main
+// io_context, which also holds the listeners, the signals and the server strand). A new
+// connection goes to the next shard in turn and stays there. Two threads sharing one
+// io_context hand every completion across threads through the scheduler's condition
+// variable (bench/README.md: a futex wake-up per request); one thread per shard does not.
 #pragma once
 #include <sys/types.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/export_catalog.hpp"
 #include "core/limits.hpp"
@@ -73,9 +81,16 @@ class Server {
   void shutdown_requested(const char* why);
   void pump_server();
   void do_exit();
+  boost::asio::io_context& next_shard();
 
   ServerConfig config_;
-  boost::asio::io_context ioc_;
+  // Shards 1..io_threads-1, created by run() (after daemonize()'s fork), each kept running
+  // by a work guard until do_exit(). Declared first, destroyed last: handlers still queued
+  // on shard 0 (an accepted socket) hold strands of these shards.
+  std::vector<std::unique_ptr<boost::asio::io_context>> shards_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> shard_guards_;
+  boost::asio::io_context ioc_{1};  // shard 0; concurrency hint: one thread runs it
+  std::size_t next_shard_ = 0;
   Strand strand_;
   std::unique_ptr<WorkerPool> workers_;  // started by run(): no threads before daemonize()'s fork
   SessionRegistry registry_;

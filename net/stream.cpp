@@ -14,6 +14,15 @@ namespace asio = boost::asio;
 
 namespace {
 
+// asio::transfer_all() caps every write_some at 64 KiB (detail::default_max_transfer_size),
+// so a 1 MiB READ reply took 16 sendmsg calls, each after an epoll wake-up. This condition
+// hands the kernel everything still unsent; it takes what the send buffer allows.
+struct TransferAllAtOnce {
+  std::size_t operator()(const boost::system::error_code& ec, std::size_t) const {
+    return ec ? 0 : std::size_t{1} << 30;
+  }
+};
+
 class SocketStream final : public Stream {
  public:
   explicit SocketStream(GenericSocket socket) : socket_(std::move(socket)) {}
@@ -21,7 +30,7 @@ class SocketStream final : public Stream {
     socket_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
   }
   void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
-    asio::async_write(socket_, buffers, std::move(handler));
+    asio::async_write(socket_, buffers, TransferAllAtOnce{}, std::move(handler));
   }
   void shutdown_and_close() override {
     boost::system::error_code ignored;
@@ -59,7 +68,7 @@ class PipeStream final : public Stream {
     in_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
   }
   void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
-    asio::async_write(out_, buffers, std::move(handler));
+    asio::async_write(out_, buffers, TransferAllAtOnce{}, std::move(handler));
   }
   void shutdown_and_close() override { close(); }
   void close() override {
