@@ -196,14 +196,31 @@ void ConnectionSession::do_call(const core::action::CallPlugin& call) {
     inline_done_.emplace_back(call.slot, static_cast<std::int32_t>(err));
     return;
   }
-  auto self = shared_from_this();
-  context_.workers->submit([self, call] {
+  context_.workers->submit([self = shared_from_this(), call] {
     const int err = self->context_.host.run(self->plugin_state_, call.call);
     if (err != 0) self->log_plugin_error(err);
-    asio::post(self->strand_, [self, slot = call.slot, err] {
-      self->feed(core::input::PluginDone{slot, static_cast<std::int32_t>(err)});
-    });
+    self->on_worker_done(call.slot, err);
   });
+}
+
+void ConnectionSession::on_worker_done(core::SlotId slot, int err) {
+  bool first = false;
+  {
+    const std::lock_guard lock(worker_done_mutex_);
+    first = worker_done_.empty();
+    worker_done_.emplace_back(slot, static_cast<std::int32_t>(err));
+  }
+  if (first) asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
+}
+
+void ConnectionSession::feed_worker_done() {
+  {
+    const std::lock_guard lock(worker_done_mutex_);
+    worker_batch_.swap(worker_done_);  // both keep their capacity: no allocation
+  }
+  for (auto [slot, err] : worker_batch_) feed_one(core::input::PluginDone{slot, err});
+  worker_batch_.clear();
+  kick();
 }
 
 void ConnectionSession::do_close() {

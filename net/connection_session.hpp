@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -59,6 +60,8 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void on_write(const boost::system::error_code& ec, std::size_t sends);
   static constexpr std::size_t sends_per_write_max = 32;
   void do_call(const core::action::CallPlugin& call);
+  void on_worker_done(core::SlotId slot, int err);  // on a worker thread
+  void feed_worker_done();                          // on the strand
   void do_close();
   void log_plugin_error(int err) const;
   void arm_timer();
@@ -93,6 +96,11 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   // started them are drained (the core is never re-entered from next_action()).
   std::vector<std::pair<core::SlotId, std::int32_t>> inline_done_;
   std::vector<std::pair<core::SlotId, std::int32_t>> inline_batch_;
+  // Completions of calls run on workers. A worker posts to the strand only when it finds the
+  // list empty, so calls that finish together cost one hand-off (one wake-up), not one each.
+  std::mutex worker_done_mutex_;
+  std::vector<std::pair<core::SlotId, std::int32_t>> worker_done_;  // guarded by the mutex
+  std::vector<std::pair<core::SlotId, std::int32_t>> worker_batch_;  // strand only
 };
 
 }  // namespace nbdd::net

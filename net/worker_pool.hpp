@@ -1,8 +1,9 @@
 // Executes plugin calls on -t threads. It only executes: which calls may run concurrently
 // is decided by the core (thread model gating) before it emits action::CallPlugin.
 #pragma once
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <functional>
+#include <utility>
 
 namespace nbdd::net {
 
@@ -13,7 +14,11 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  void submit(std::function<void()> job);
+  // Any callable; posted as it is (no std::function, so no allocation of its own).
+  template <typename Job>
+  void submit(Job&& job) {
+    boost::asio::post(pool_, std::forward<Job>(job));
+  }
   // Waits for every submitted job, then for the threads to end. Idempotent.
   void join();
 
