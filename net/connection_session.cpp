@@ -184,9 +184,10 @@ void ConnectionSession::log_plugin_error(int err) const {
 
 bool runs_inline(const SessionContext& context, const core::action::CallPlugin& call) {
   if (!context.inline_data_calls || call.slot == core::lifecycle_slot) return false;
-  const auto kind = call.call.kind;
-  const bool copies = kind == core::CallKind::pread || kind == core::CallKind::pwrite;
-  return !copies || call.call.count <= inline_copy_bytes_max;
+  // Only large preads: the worker's copy overlaps with the session sending earlier replies.
+  // A large pwrite gains nothing there (its payload was just received on this thread) and
+  // costs more CPU per GiB on a worker (bench/README.md).
+  return call.call.kind != core::CallKind::pread || call.call.count <= inline_copy_bytes_max;
 }
 
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {

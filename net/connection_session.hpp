@@ -28,9 +28,9 @@ struct SessionContext {
   bool inline_data_calls = false;  // the plugin is nonblocking(): data calls run on the strand
 };
 
-// A nonblocking plugin's pread/pwrite above this size still goes to the worker pool: copying
-// 1 MiB takes longer than the two thread hand-offs, and on a worker it overlaps with the
-// session's socket I/O instead of stalling it (bench/README.md, 1 MiB rows).
+// A nonblocking plugin's pread above this size still goes to the worker pool: copying 1 MiB
+// takes longer than the two thread hand-offs, and on a worker it overlaps with the session
+// sending earlier replies instead of stalling it (bench/README.md, 1 MiB rows).
 inline constexpr std::uint64_t inline_copy_bytes_max = 256 * 1024;
 
 // Whether a call runs on the session's strand (true) or on the worker pool.
