@@ -182,8 +182,8 @@ void ConnectionSession::log_plugin_error(int err) const {
   else log::error(line);
 }
 
-bool runs_inline(const SessionContext& context, const core::action::CallPlugin& call) {
-  if (!context.inline_data_calls || call.slot == core::lifecycle_slot) return false;
+bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call) {
+  if (!nonblocking_plugin || call.slot == core::lifecycle_slot) return false;
   // Only large preads: the worker's copy overlaps with the session sending earlier replies.
   // A large pwrite gains nothing there (its payload was just received on this thread) and
   // costs more CPU per GiB on a worker (bench/README.md).
@@ -191,7 +191,7 @@ bool runs_inline(const SessionContext& context, const core::action::CallPlugin& 
 }
 
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {
-  if (runs_inline(context_, call)) {
+  if (runs_inline(context_.inline_data_calls, call)) {
     const int err = context_.host.run(plugin_state_, call.call);
     if (err != 0) log_plugin_error(err);
     inline_done_.emplace_back(call.slot, static_cast<std::int32_t>(err));

@@ -34,7 +34,7 @@ struct SessionContext {
 inline constexpr std::uint64_t inline_copy_bytes_max = 256 * 1024;
 
 // Whether a call runs on the session's strand (true) or on the worker pool.
-bool runs_inline(const SessionContext& context, const core::action::CallPlugin& call);
+bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call);
 
 class ConnectionSession : public std::enable_shared_from_this<ConnectionSession> {
  public:

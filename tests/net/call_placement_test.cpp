@@ -1,0 +1,44 @@
+// Where a plugin call runs: on the session's strand or on the worker pool (net/connection_session.hpp).
+#include <gtest/gtest.h>
+
+#include "net/connection_session.hpp"
+
+namespace nbdd::net {
+namespace {
+
+core::action::CallPlugin call(core::CallKind kind, std::uint64_t count, std::uint32_t slot = 3) {
+  core::action::CallPlugin c;
+  c.slot = core::SlotId{slot};
+  c.call.kind = kind;
+  c.call.count = count;
+  return c;
+}
+
+TEST(CallPlacement, BlockingPluginsRunEveryCallOnWorkers) {
+  for (auto kind : {core::CallKind::pread, core::CallKind::pwrite, core::CallKind::flush, core::CallKind::zero,
+                    core::CallKind::trim, core::CallKind::cache, core::CallKind::extents})
+    EXPECT_FALSE(runs_inline(false, call(kind, 4096)));
+}
+
+TEST(CallPlacement, NonblockingPluginsRunSmallDataCallsInline) {
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pread, 4096)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pread, inline_copy_bytes_max)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pwrite, 4096)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::flush, 0)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::extents, 1ull << 30)));
+}
+
+TEST(CallPlacement, LargePreadsGoToWorkersButLargePwritesStayInline) {
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pread, inline_copy_bytes_max + 1)));
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pread, 1 << 20)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pwrite, 1 << 20)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::zero, 1ull << 30)));
+}
+
+TEST(CallPlacement, OpenAndCloseAlwaysRunOnWorkers) {
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::open, 0, 0xffffffffu)));
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::close, 0, 0xffffffffu)));
+}
+
+}  // namespace
+}  // namespace nbdd::net
