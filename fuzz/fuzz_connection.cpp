@@ -90,6 +90,8 @@ Bytes handshake_prefix(unsigned kind, std::uint8_t c1) {
 int pick_errno(std::uint8_t r) {
   static constexpr int table[] = {0,      0,       0,     0,      0,         0,      0,         0,
                                   EIO,    ENOSPC,  EPERM, EINVAL, ENOTSUP,   ENOMEM, EFBIG,     EOVERFLOW};
+  // ESHUTDOWN too: core maps it to NBD_ESHUTDOWN, which is not a drain (FINDINGS.md C3).
+  if (r == 255) return ESHUTDOWN;
   return r < 240 ? table[r % 16] : r - 239;  // also raw small errno values (EDQUOT, 0-less...)
 }
 

@@ -32,8 +32,10 @@ struct Choices {
 };
 
 int pick_errno(std::uint32_t r) {
+  // ESHUTDOWN too: core maps it to NBD_ESHUTDOWN, which is not a drain (FINDINGS.md C3).
   static constexpr int table[] = {EIO, ENOSPC, EPERM, EINVAL, ENOTSUP, ENOMEM, EFBIG, EROFS};
-  return (r % 4 != 0) ? 0 : table[(r >> 2) % 8];
+  if (r % 4 != 0) return 0;
+  return (r >> 2) % 64 == 63 ? ESHUTDOWN : table[(r >> 2) % 8];
 }
 
 }  // namespace

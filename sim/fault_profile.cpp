@@ -7,29 +7,36 @@ namespace nbdd::sim {
 std::string to_string(Ratio r) { return std::to_string(r.numerator) + "/" + std::to_string(r.denominator); }
 
 namespace {
-// Off in about half the runs; otherwise 1 in [lo, hi].
+// Off in about half the runs; otherwise 1 in [lo, hi]. (A tape's 0 means off.)
 Ratio maybe(Prng& p, std::uint32_t lo, std::uint32_t hi) {
-  if (p.coin()) return Ratio{0, 1};
+  if (!p.coin()) return Ratio{0, 1};
   return Ratio{1, static_cast<std::uint32_t>(p.range_inclusive(lo, hi))};
 }
 }  // namespace
 
 FaultProfile FaultProfile::from_seed(std::uint64_t seed) {
   Prng p(seed ^ 0x5eed'f00d'0000'0001ull);
-  FaultProfile f;
+  FaultProfile f = from_prng(p);
   f.seed = seed;
+  return f;
+}
+
+// Where a knob is a rare special case, the draw that picks it is not 0, so that a ChoiceTape's
+// zeros (an exhausted or shrunk tape) give a plain world: one client, no faults, no signal.
+FaultProfile FaultProfile::from_prng(Prng& p) {
+  FaultProfile f;
   f.clients = static_cast<std::uint32_t>(p.range_inclusive(1, 4));
   f.late_clients = static_cast<std::uint32_t>(p.below(3));
   f.requests_max = static_cast<std::uint32_t>(p.range_inclusive(1, 60));
   f.pipeline_max = static_cast<std::uint32_t>(p.range_inclusive(1, 12));
   f.export_bytes = 512u * p.range_inclusive(8, 256);
-  if (p.below(8) == 0) f.export_bytes += p.below(512);  // an unaligned tail
+  if (p.below(8) == 7) f.export_bytes += p.below(512);  // an unaligned tail
   f.exports = static_cast<std::uint32_t>(p.range_inclusive(1, 2));
   static constexpr std::array models{core::ThreadModel::serialize_connections,
                                      core::ThreadModel::serialize_all_requests,
                                      core::ThreadModel::serialize_requests, core::ThreadModel::parallel};
   f.thread_model = models[p.below(models.size())];
-  f.read_only = p.below(10) == 0;
+  f.read_only = p.below(10) == 9;
   f.can_flush = p.below(5) != 0;
   f.can_trim = p.below(4) != 0;
   f.can_zero = p.below(4) != 0;
@@ -43,8 +50,8 @@ FaultProfile FaultProfile::from_seed(std::uint64_t seed) {
   // Tiny segments find framing bugs but cost many events: one run in four gets them.
   static constexpr std::array tiny{1u, 3u, 7u, 29u};
   static constexpr std::array large{512u, 1500u, 4096u, 65536u};
-  f.segment_bytes_max = p.below(4) == 0 ? tiny[p.below(tiny.size())] : large[p.below(large.size())];
-  f.read_bytes_max = p.below(4) == 0 ? tiny[p.below(tiny.size())] : large[p.below(large.size())];
+  f.segment_bytes_max = p.below(4) == 3 ? tiny[p.below(tiny.size())] : large[p.below(large.size())];
+  f.read_bytes_max = p.below(4) == 3 ? tiny[p.below(tiny.size())] : large[p.below(large.size())];
   f.latency_max_ns = p.range_inclusive(1'000, 5'000'000);
   f.latency_min_ns = p.below(f.latency_max_ns);
   f.plugin_stall = maybe(p, 20, 400);
@@ -60,15 +67,15 @@ FaultProfile FaultProfile::from_seed(std::uint64_t seed) {
   f.client_bad_request = maybe(p, 10, 100);
   f.think_max_ns = p.range_inclusive(0, 2'000'000);
   f.connect_spread_ns = p.range_inclusive(0, 50'000'000);
-  if (p.below(3) == 0) {
+  if (p.below(3) == 2) {
     static constexpr std::array inflight{1u, 2u, 3u, 8u};
     f.in_flight_max = inflight[p.below(inflight.size())];
   }
-  if (p.below(3) == 0) f.grace_period_ns = p.range_inclusive(1'000'000, 300'000'000);
-  if (p.below(8) == 0) f.handshake_timeout_ns = p.range_inclusive(20'000'000, 500'000'000);
-  if (p.below(4) == 0) f.staged_bytes_max = static_cast<std::uint32_t>(p.range_inclusive(64, 8192));
+  if (p.below(3) == 2) f.grace_period_ns = p.range_inclusive(1'000'000, 300'000'000);
+  if (p.below(8) == 7) f.handshake_timeout_ns = p.range_inclusive(20'000'000, 500'000'000);
+  if (p.below(4) == 3) f.staged_bytes_max = static_cast<std::uint32_t>(p.range_inclusive(64, 8192));
   if (p.below(4) != 0) f.shutdown_at_ns = p.range_inclusive(0, 150'000'000);
-  if (f.shutdown_at_ns && p.below(3) == 0) f.second_signal_at_ns = *f.shutdown_at_ns + p.range_inclusive(0, 1'500'000'000);
+  if (f.shutdown_at_ns && p.below(3) == 2) f.second_signal_at_ns = *f.shutdown_at_ns + p.range_inclusive(0, 1'500'000'000);
   f.faults_end_ns = p.range_inclusive(50'000'000, 400'000'000);
   return f;
 }

@@ -58,6 +58,8 @@ struct FaultProfile {
   std::uint64_t liveness_bound_ns = 30'000'000'000;  // after faults_end, everything must have ended
 
   static FaultProfile from_seed(std::uint64_t seed);
+  // Every knob drawn from `p` (a seeded Prng or one on a ChoiceTape); seed stays 0.
+  static FaultProfile from_prng(Prng& p);
   void print(std::FILE* out) const;
 };
 

@@ -5,6 +5,7 @@
 //   nbdd-sim --budget-s=S [--seed-start=N] [...]              a sweep bounded by wall time
 //   nbdd-sim --scenario=FILE [--trace=full]                   replay a scenario (scenario.hpp)
 //   nbdd-sim --regressions=FILE                               every seed listed in FILE
+//   nbdd-sim --tape=HEX | --tape=@FILE [--trace=full]         one world driven by a ChoiceTape
 //
 // Exit codes: 0 ok, 2 usage, 127 crash (assertion/signal), 128 liveness, 129 correctness,
 // 131 nondeterminism (same seed, different trace hash). Wall time is read here only to
@@ -54,7 +55,7 @@ struct Args {
   std::optional<std::pair<std::uint64_t, std::uint64_t>> seeds;
   std::optional<std::uint64_t> budget_s;
   std::uint64_t seed_start = 0;
-  std::string scenario, regressions;
+  std::string scenario, regressions, tape;
   bool full = false, memory = false, determinism = false, marks = false, require_marks = false, keep_going = false;
 };
 
@@ -68,7 +69,8 @@ bool starts(const std::string& a, const char* p, std::string& rest) {
 int usage() {
   std::fprintf(stderr,
                "usage: nbdd-sim --seed=N | --seeds=A..B | --budget-s=S [--seed-start=N] | --scenario=FILE |\n"
-               "                --regressions=FILE  [--trace=short|full] [--memory-plugin] [--check-determinism]\n"
+               "                --regressions=FILE | --tape=HEX | --tape=@FILE\n"
+               "                [--trace=short|full] [--memory-plugin] [--check-determinism]\n"
                "                [--marks] [--require-marks] [--keep-going]\n");
   return 2;
 }
@@ -90,10 +92,11 @@ std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>& failures() {
 }
 
 // One seed in a sweep: quiet unless it fails; then rerun it loudly (deterministic).
-int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& requests) {
+int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& requests, std::uint64_t& events) {
   arm_crash(seed, a.memory);
   Outcome out = run_seed(seed, a.memory, false, nullptr);
   requests += out.requests;
+  events += out.events;
   marks.merge(out.marks);
   if (out.kind == OutcomeKind::ok && a.determinism) {
     Outcome again = run_seed(seed, a.memory, false, nullptr);
@@ -124,7 +127,7 @@ int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& re
 int sweep(const Args& a, const std::vector<std::uint64_t>& list, std::uint64_t first, std::uint64_t last, bool timed) {
   const auto t0 = std::chrono::steady_clock::now();
   Marks marks;
-  std::uint64_t requests = 0, runs = 0;
+  std::uint64_t requests = 0, events = 0, runs = 0;
   int rc = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   int first_rc = 0;
@@ -153,7 +156,7 @@ int sweep(const Args& a, const std::vector<std::uint64_t>& list, std::uint64_t f
       }
       return true;
     }
-    rc = sweep_one(seed, a, marks, requests);
+    rc = sweep_one(seed, a, marks, requests, events);
     ++runs;
     if (rc != 0 && first_rc == 0) first_rc = rc;
     return rc == 0 || a.keep_going;
@@ -178,6 +181,11 @@ int sweep(const Args& a, const std::vector<std::uint64_t>& list, std::uint64_t f
               static_cast<unsigned long long>(runs), secs, static_cast<double>(runs) / (secs > 0 ? secs : 1),
               static_cast<double>(requests) / (secs > 0 ? secs : 1), a.determinism ? " (each seed twice)" : "",
               rc == 0 ? "all passed" : "FAILED");
+  if (runs > 0 && !a.keep_going)
+    std::printf("  %llu requests (%.1f per seed), %llu events (%.1f per request)\n",
+                static_cast<unsigned long long>(requests), static_cast<double>(requests) / static_cast<double>(runs),
+                static_cast<unsigned long long>(events),
+                static_cast<double>(events) / static_cast<double>(requests ? requests : 1));
   if (a.marks || a.require_marks) print_marks(marks);
   if (rc == 0 && a.require_marks) {
     for (const char* name : required_marks())
@@ -209,6 +217,7 @@ int main(int argc, char** argv) {
     else if (starts(arg, "--seed-start=", v)) a.seed_start = std::strtoull(v.c_str(), nullptr, 0);
     else if (starts(arg, "--scenario=", v)) a.scenario = v;
     else if (starts(arg, "--regressions=", v)) a.regressions = v;
+    else if (starts(arg, "--tape=", v)) a.tape = v;
     else if (arg == "--trace=full") a.full = true;
     else if (arg == "--trace=short") a.full = false;
     else if (arg == "--memory-plugin") a.memory = true;
@@ -236,6 +245,44 @@ int main(int argc, char** argv) {
     std::printf("nbdd-sim scenario=%s steps=%zu\n", a.scenario.c_str(), sc->steps.size());
     Outcome out = run_scenario(*sc, a.full, stdout);
     if (out.kind == OutcomeKind::ok) std::printf("ok trace_hash=%016llx\n", static_cast<unsigned long long>(out.trace_hash));
+    return exit_code(out.kind);
+  }
+  if (!a.tape.empty()) {
+    std::string text = a.tape;
+    if (text[0] == '@') {
+      std::ifstream in(text.substr(1));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      if (!in) {
+        std::fprintf(stderr, "nbdd-sim: cannot read %s\n", text.c_str() + 1);
+        return 2;
+      }
+      text = ss.str();
+    }
+    std::string err;
+    auto tape = ChoiceTape::parse(text, &err);
+    if (!tape) {
+      std::fprintf(stderr, "nbdd-sim: %s\n", err.c_str());
+      return 2;
+    }
+    std::snprintf(crash_line, sizeof crash_line,
+                  "CRASH tape (assertion or signal)\nreproduce: nbdd-sim --tape=%s --trace=full%s\nexit 127 (crash)\n",
+                  a.tape.size() < 120 ? a.tape.c_str() : "...", a.memory ? " --memory-plugin" : "");
+    Outcome out = run_tape(*tape, a.memory, a.full, stdout);
+    if (out.kind == OutcomeKind::ok && a.determinism) {
+      Outcome again = run_tape(*tape, a.memory, false, nullptr);
+      if (again.trace_hash != out.trace_hash) {
+        std::printf("NONDETERMINISM trace hash %016llx != %016llx\nexit 131 (nondeterminism)\n",
+                    static_cast<unsigned long long>(out.trace_hash), static_cast<unsigned long long>(again.trace_hash));
+        return exit_code(OutcomeKind::nondeterminism);
+      }
+    }
+    if (out.kind == OutcomeKind::ok)
+      std::printf("ok requests=%llu events=%llu virtual=%s tape_used=%llu past_end=%llu trace_hash=%016llx\n",
+                  static_cast<unsigned long long>(out.requests), static_cast<unsigned long long>(out.events),
+                  format_time(out.end).c_str(), static_cast<unsigned long long>(out.tape_used),
+                  static_cast<unsigned long long>(out.tape_past_end), static_cast<unsigned long long>(out.trace_hash));
+    if (a.marks) print_marks(out.marks);
     return exit_code(out.kind);
   }
   if (!a.regressions.empty()) {

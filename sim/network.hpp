@@ -18,7 +18,8 @@ namespace nbdd::sim {
 
 class Pipe {
  public:
-  using Deliver = std::function<void(std::vector<std::byte>)>;
+  // The span is valid only during the call.
+  using Deliver = std::function<void(std::span<const std::byte>)>;
   using End = std::function<void(bool reset)>;
   struct Shape {
     std::uint64_t delay_min_ns = 0, delay_max_ns = 0;
@@ -36,15 +37,18 @@ class Pipe {
  private:
   core::Instant arrival();
   // Segments in flight, in arrival order; only the head has an event in the queue, so the
-  // event heap stays small however finely a write is cut.
+  // event heap stays small however finely a write is cut. Their bytes are consecutive in
+  // bytes_ from bytes_head_ on (one buffer per pipe, no allocation per segment).
   struct Segment {
     core::Instant at;
-    std::vector<std::byte> bytes;  // empty: FIN
+    std::uint32_t length = 0;
     bool fin = false;
   };
   void push(Segment seg);
   void deliver_head(std::uint64_t gen);
   std::deque<Segment> in_flight_;
+  std::vector<std::byte> bytes_;
+  std::size_t bytes_head_ = 0;
   bool head_scheduled_ = false;
   EventQueue& queue_;
   const Clock& clock_;

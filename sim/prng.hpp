@@ -4,11 +4,21 @@
 // (their output is implementation-defined), no floats in decisions. Seeding uses SplitMix64,
 // the generator is xoshiro256** (Blackman & Vigna). Each component forks its own Prng at
 // setup so that an extra draw in one component does not reshuffle the others.
+//
+// Tape mode (Prng(ChoiceTape&), architecture §3.3 way 2): every draw takes the next word of a
+// sim::ChoiceTape instead (0 once the tape is exhausted), and fork() hands out a Prng on the
+// same tape, so the whole world consumes one tape in its (deterministic) draw order. The mode
+// is one predictable branch per draw rather than a virtual call. Tape semantics, chosen so
+// that a smaller word is a simpler choice: below(n) = w % n, chance(num/den) = w % den >=
+// den - num (0: false), coin() = w & 1, fill() expands one draw with SplitMix64.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <utility>
+
+#include "sim/entropy.hpp"
 
 namespace nbdd::sim {
 
@@ -33,8 +43,12 @@ class Prng {
     std::uint64_t sm = seed;
     for (auto& word : s_) word = splitmix64(sm);
   }
+  explicit Prng(ChoiceTape& tape) : tape_(&tape) {}
+  bool tape_mode() const { return tape_ != nullptr; }
 
   std::uint64_t next() {
+    if (tape_) [[unlikely]]
+      return tape_->draw();
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const std::uint64_t t = s_[1] << 17;
     s_[2] ^= s_[0];
@@ -49,6 +63,8 @@ class Prng {
   // Uniform in [0, n); n > 0. Lemire's multiply-shift with rejection (exact, no bias).
   std::uint64_t below(std::uint64_t n) {
     if (n <= 1) return 0;
+    if (tape_) [[unlikely]]
+      return tape_->draw() % n;
     for (;;) {
       const unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
       const auto low = static_cast<std::uint64_t>(m);
@@ -64,9 +80,28 @@ class Prng {
   bool chance(Ratio r) {
     if (r.numerator == 0 || r.denominator == 0) return false;
     if (r.numerator >= r.denominator) return true;
+    if (tape_) [[unlikely]]
+      return tape_->draw() % r.denominator >= r.denominator - r.numerator;
     return below(r.denominator) < r.numerator;
   }
-  bool coin() { return (next() >> 63) != 0; }
+  bool coin() {
+    if (tape_) [[unlikely]]
+      return (tape_->draw() & 1) != 0;
+    return (next() >> 63) != 0;
+  }
+  // Random bytes (write payloads): one draw seeds a SplitMix64 stream, 8 bytes per step.
+  void fill(std::span<std::byte> out) {
+    std::uint64_t sm = next();
+    std::size_t i = 0;
+    for (; i + 8 <= out.size(); i += 8) {
+      const std::uint64_t w = splitmix64(sm);
+      std::memcpy(out.data() + i, &w, 8);
+    }
+    if (i < out.size()) {
+      const std::uint64_t w = splitmix64(sm);
+      std::memcpy(out.data() + i, &w, out.size() - i);
+    }
+  }
   template <typename T>
   const T& pick(std::span<const T> items) {
     return items[below(items.size())];
@@ -76,11 +111,17 @@ class Prng {
     for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
   }
   // A child generator; the parent advances by exactly one draw.
-  Prng fork() { return Prng(next()); }
+  // Tape mode: another Prng on the same tape (no draw).
+  Prng fork() {
+    if (tape_) [[unlikely]]
+      return Prng(*tape_);
+    return Prng(next());
+  }
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t s_[4];
+  std::uint64_t s_[4] = {};
+  ChoiceTape* tape_ = nullptr;
 };
 
 }  // namespace nbdd::sim

@@ -49,4 +49,31 @@ Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::F
   return out;
 }
 
+std::string tape_reproduce_command(const ChoiceTape& tape, bool memory_plugin) {
+  const std::string hex = tape.to_hex();
+  return "nbdd-sim --tape=" + (hex.empty() ? std::string("00000000") : hex) + " --trace=full" +
+         (memory_plugin ? " --memory-plugin" : "");
+}
+
+Outcome run_tape(ChoiceTape& tape, bool memory_plugin, bool full_trace, std::FILE* report) {
+  tape.rewind();
+  Prng p(tape);
+  FaultProfile profile = FaultProfile::from_prng(p);
+  profile.memory_plugin = memory_plugin;
+  if (report) {
+    std::fprintf(report, "nbdd-sim tape=%zu words profile=swarm\n", tape.words().size());
+    profile.print(report);
+    std::fflush(report);
+  }
+  WorldOptions options;
+  options.full_trace = full_trace;
+  options.tape = &tape;
+  World world(profile, options);
+  CurrentTrace current(world.trace_ref());
+  Outcome out = world.run();
+  if (report && out.kind != OutcomeKind::ok)
+    print_failure(report, out, world.trace_ref(), tape_reproduce_command(tape, memory_plugin));
+  return out;
+}
+
 }  // namespace nbdd::sim

@@ -86,9 +86,10 @@ void SimClient::plan_handshake() {
   const std::uint64_t exports = catalog_.exports.size();
   const std::uint64_t which = prng_.below(exports + 1);
   export_name_ = which == exports ? "" : catalog_.exports[which].name;
-  if (prng_.below(3) == 0) plan_.push_back({opt::list, {}});
-  if (prng_.below(3) == 0) plan_.push_back({opt::info, info_data(prng_.below(6) == 0 ? "nope" : export_name_, false)});
-  const bool ext = prng_.below(3) == 0, sr = prng_.coin();
+  // Special cases are drawn as non-zero values, so a ChoiceTape's zeros give a plain GO.
+  if (prng_.below(3) == 1) plan_.push_back({opt::list, {}});
+  if (prng_.below(3) == 1) plan_.push_back({opt::info, info_data(prng_.below(6) == 1 ? "nope" : export_name_, false)});
+  const bool ext = prng_.below(3) == 1, sr = prng_.coin();
   if (ext && sr && prng_.coin()) {
     plan_.push_back({opt::structured_reply, {}});
     plan_.push_back({opt::extended_headers, {}});
@@ -96,23 +97,23 @@ void SimClient::plan_handshake() {
     if (ext) plan_.push_back({opt::extended_headers, {}});
     if (sr) plan_.push_back({opt::structured_reply, {}});
   }
-  if (prng_.below(4) == 0) plan_.push_back({opt::list_meta, meta_data(export_name_, prng_.coin() ? std::vector<std::string>{} : std::vector<std::string>{"base:"})});
+  if (prng_.below(4) == 1) plan_.push_back({opt::list_meta, meta_data(export_name_, prng_.coin() ? std::vector<std::string>{} : std::vector<std::string>{"base:"})});
   if ((ext || sr || prng_.below(6) == 0) && prng_.below(4) != 0) {
     std::vector<std::string> q{"base:allocation"};
     if (prng_.below(4) == 0) q.insert(q.begin(), "x-nbdd-sim:nothing");
     plan_.push_back({opt::set_meta, meta_data(export_name_, q)});
   }
-  if (prng_.below(8) == 0) {
+  if (prng_.below(8) == 1) {
     std::vector<std::byte> junk(prng_.below(40), std::byte{0x5a});
     plan_.push_back({prng_.coin() ? 42u : 4u, junk});  // unknown / withdrawn: ERR_UNSUP
   }
-  if (prng_.below(12) == 0) plan_.push_back({opt::starttls, {}});
-  if (prng_.below(12) == 0) plan_.push_back({opt::structured_reply, {}});  // repeated
+  if (prng_.below(12) == 1) plan_.push_back({opt::starttls, {}});
+  if (prng_.below(12) == 1) plan_.push_back({opt::structured_reply, {}});  // repeated
   // the final option
   const std::uint64_t fin = prng_.below(20);
-  if (fin == 0)
+  if (fin == 19)
     plan_.push_back({opt::abort, {}});
-  else if (fin <= 4 && !ext) {
+  else if (fin >= 15 && !ext) {
     std::vector<std::byte> name;
     put_bytes(name, export_name_);
     plan_.push_back({opt::export_name, name});
@@ -176,9 +177,10 @@ void SimClient::on_option_reply(const ServerStreamDecoder::Event& ev) {
   next_option();
 }
 
-void SimClient::on_bytes(std::vector<std::byte> bytes) {
+void SimClient::on_bytes(std::span<const std::byte> bytes) {
   if (done_) return;
-  std::vector<ServerStreamDecoder::Event> evs;
+  auto& evs = events_;  // reused: on_bytes is never re-entered
+  evs.clear();
   dec_.feed(bytes, evs);
   for (auto& ev : evs) {
     switch (ev.kind) {
@@ -270,15 +272,19 @@ void SimClient::send_random_request() {
   const std::uint16_t ef = dec_.eflags();
   const std::uint64_t size = dec_.export_size();
   const bool ro = ef & eflag::read_only;
-  std::vector<std::uint16_t> cmds{cmd::read, cmd::read};
-  if (!ro) cmds.insert(cmds.end(), {cmd::write, cmd::write, cmd::write});
-  if (ef & eflag::send_flush) cmds.push_back(cmd::flush);
-  if (!ro && (ef & eflag::send_trim)) cmds.push_back(cmd::trim);
-  if (!ro && (ef & eflag::send_write_zeroes)) cmds.push_back(cmd::write_zeroes);
-  if (ef & eflag::send_cache) cmds.push_back(cmd::cache);
-  if (dec_.meta_selected()) cmds.push_back(cmd::block_status);
+  std::uint16_t cmds[12];
+  std::size_t ncmds = 0;
+  cmds[ncmds++] = cmd::read;
+  cmds[ncmds++] = cmd::read;
+  if (!ro)
+    for (int i = 0; i < 3; ++i) cmds[ncmds++] = cmd::write;
+  if (ef & eflag::send_flush) cmds[ncmds++] = cmd::flush;
+  if (!ro && (ef & eflag::send_trim)) cmds[ncmds++] = cmd::trim;
+  if (!ro && (ef & eflag::send_write_zeroes)) cmds[ncmds++] = cmd::write_zeroes;
+  if (ef & eflag::send_cache) cmds[ncmds++] = cmd::cache;
+  if (dec_.meta_selected()) cmds[ncmds++] = cmd::block_status;
   Request rq;
-  rq.type = cmds[prng_.below(cmds.size())];
+  rq.type = cmds[prng_.below(ncmds)];
   rq.cookie = (static_cast<std::uint64_t>(index_) << 32) | next_cookie_++;
   if (rq.type != cmd::flush && size > 0) {
     std::uint64_t len = prng_.coin() ? 512 * prng_.range_inclusive(1, 8) : prng_.range_inclusive(1, 4096);
@@ -300,7 +306,7 @@ void SimClient::send_random_request() {
   }
   if (rq.type == cmd::write) {
     rq.payload.resize(rq.length);
-    for (auto& b : rq.payload) b = static_cast<std::byte>(prng_.next() >> 56);
+    prng_.fill(rq.payload);
   }
   if (rq.type == cmd::write && dec_.extended()) rq.flags |= cflag::payload_len;
   send_request(std::move(rq));
@@ -348,7 +354,7 @@ bool SimClient::send_command(std::uint16_t type, std::uint64_t offset, std::uint
   rq.length = length;
   if (type == cmd::write) {
     rq.payload.resize(length);
-    for (auto& b : rq.payload) b = static_cast<std::byte>(prng_.next() >> 56);
+    prng_.fill(rq.payload);
     if (dec_.extended()) rq.flags |= cflag::payload_len;
   }
   send_request(std::move(rq));

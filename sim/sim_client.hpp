@@ -33,7 +33,7 @@ class SimClient {
   void start();                                   // connect now
   void attach(Pipe* to_server) { to_server_ = to_server; }
   void refused();                                 // the server did not admit us
-  void on_bytes(std::vector<std::byte> bytes);    // from the server
+  void on_bytes(std::span<const std::byte> bytes);    // from the server
   void on_end(bool reset);                        // FIN or RST from the server
 
   // scenario mode
@@ -70,6 +70,7 @@ class SimClient {
   bool lazy_ = false;
   Pipe* to_server_ = nullptr;
   wire::ServerStreamDecoder dec_;
+  std::vector<wire::ServerStreamDecoder::Event> events_;
   std::vector<std::pair<std::uint32_t, std::vector<std::byte>>> plan_;
   std::size_t plan_pos_ = 0;
   std::string export_name_;

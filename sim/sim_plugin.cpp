@@ -39,7 +39,11 @@ std::uint64_t SimPlugin::latency_ns() {
   return prng_.range_inclusive(profile_.latency_min_ns, profile_.latency_max_ns);
 }
 
-std::vector<std::byte>& SimPlugin::disk(core::ConnectionId conn) { return disks_[export_of_[conn]]; }
+std::vector<std::byte>& SimPlugin::disk(core::ConnectionId conn) {
+  static std::vector<std::byte> none;  // a data call without an open export: every range is out of range
+  auto it = export_of_.find(conn);
+  return it == export_of_.end() || !it->second ? none : *it->second;
+}
 
 int SimPlugin::run(core::ConnectionId conn, const core::PluginCall& call, bool faults, PluginEffects& fx) {
   using core::CallKind;
@@ -49,7 +53,7 @@ int SimPlugin::run(core::ConnectionId conn, const core::PluginCall& call, bool f
     if (faults && prng_.chance(profile_.open_error)) return prng_.coin() ? EACCES : ENOENT;
     const auto* info = catalog_.find(call.export_name);
     if (!info) return ENOENT;
-    export_of_[conn] = info->name;
+    export_of_[conn] = &disks_[info->name];
     return 0;
   }
   if (call.kind == CallKind::close) {

@@ -43,7 +43,7 @@ class SimPlugin {
   const FaultProfile& profile_;
   const core::ExportCatalog& catalog_;
   std::map<std::string, std::vector<std::byte>> disks_;
-  std::map<core::ConnectionId, std::string> export_of_;
+  std::map<core::ConnectionId, std::vector<std::byte>*> export_of_;  // the disk of each open connection
   std::uint32_t unloads_ = 0;
 };
 

@@ -85,6 +85,7 @@ std::vector<std::byte> encode_request(const Request& req, bool extended) {
 // ================================ client -> server =========================================
 
 void ClientStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Event>& out) {
+  if (state_ == State::ended || state_ == State::broken) return;  // nothing more is decoded
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
   run(out);
 }
@@ -136,6 +137,7 @@ void ClientStreamDecoder::run(std::vector<Event>& out) {
         break;
       }
       case State::awaiting_outcome:
+      case State::ended:
       case State::broken:
         goto done;
       case State::request_header: {
@@ -159,6 +161,14 @@ void ClientStreamDecoder::run(std::vector<Event>& out) {
         else
           need_ = current_.type == cmd::write ? current_.length : 0;
         out.push_back({Event::Kind::request_header, 0, {}, current_, {}});
+        if (current_.type == cmd::disc) {
+          // The client MUST NOT send more after DISC and the server stops reading there:
+          // whatever follows (even a payload the DISC header announces) is not decoded.
+          state_ = State::ended;
+          buf_.clear();
+          pos_ = 0;
+          return;
+        }
         state_ = State::payload;
         break;
       }
@@ -196,8 +206,8 @@ void ServerStreamDecoder::request_sent(const Request& req) {
   p.req = req;
   p.req.payload.clear();
   p.done.request = p.req;
-  if (req.type == cmd::read && req.length <= (64u << 20)) p.done.data.assign(req.length, std::byte{0});
-  outstanding_[req.cookie] = std::move(p);
+  // Nothing is allocated for the READ's data here: runs are stored as the data arrives.
+  outstanding_.insert_or_assign(req.cookie, std::move(p));
 }
 
 bool ServerStreamDecoder::fail(std::vector<Event>& out, std::string why) {
@@ -307,7 +317,10 @@ bool ServerStreamDecoder::step(std::vector<Event>& out) {
         std::size_t need = 16;
         if (is_read && error == 0) need += pend.req.length;
         if (avail < need) return false;
-        if (is_read && error == 0) std::copy(p + 16, p + need, pend.done.data.begin());
+        if (is_read && error == 0 && pend.req.length > 0) {
+          pend.done.runs.push_back(ReplyDone::Run{0, pend.req.length, pend.done.bytes.size(), false});
+          pend.done.bytes.insert(pend.done.bytes.end(), p + 16, p + need);
+        }
         pend.done.error = error;
         pend.done.chunks = 1;
         pos_ += need;
@@ -457,7 +470,8 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       const std::uint64_t n = pl.size() - 8;
       if (off < rbeg || off > rend || n > rend - off) return fail(out, "OFFSET_DATA outside the request");
       if (!cover(pend, off, off + n, out)) return false;
-      std::copy(pl.begin() + 8, pl.end(), pend.done.data.begin() + static_cast<std::ptrdiff_t>(off - rbeg));
+      pend.done.runs.push_back(ReplyDone::Run{off - rbeg, n, pend.done.bytes.size(), false});
+      pend.done.bytes.insert(pend.done.bytes.end(), pl.begin() + 8, pl.end());
       ++pend.content_chunks;
       break;
     }
@@ -469,6 +483,7 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       if (n == 0) return fail(out, "OFFSET_HOLE of size 0");
       if (off < rbeg || off > rend || n > rend - off) return fail(out, "OFFSET_HOLE outside the request");
       if (!cover(pend, off, off + n, out)) return false;
+      pend.done.runs.push_back(ReplyDone::Run{off - rbeg, n, 0, true});
       ++pend.content_chunks;
       break;
     }
@@ -478,6 +493,7 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       if ((type == 6) != ext) return fail(out, "block status chunk type does not match header style");
       const std::size_t head = ext ? 8 : 4, each = ext ? 16 : 8;
       if (pl.size() < head + each || (pl.size() - head) % each != 0) return fail(out, "block status chunk bad length");
+      status_payload_max_ = std::max<std::uint64_t>(status_payload_max_, pl.size());
       const std::uint32_t id = load32(pl.data());
       if (std::find(meta_ids_.begin(), meta_ids_.end(), id) == meta_ids_.end()) return fail(out, "block status for an unselected context id");
       const std::size_t n = (pl.size() - head) / each;
@@ -542,7 +558,10 @@ bool ServerStreamDecoder::complete(std::vector<Event>& out, std::uint64_t cookie
   Event ev{};
   ev.kind = Event::Kind::reply_done;
   ev.reply = std::move(it->second.done);
-  if (ev.reply.error != 0) ev.reply.data.clear();
+  if (ev.reply.error != 0) {
+    ev.reply.runs.clear();
+    ev.reply.bytes.clear();
+  }
   outstanding_.erase(it);
   out.push_back(std::move(ev));
   return true;

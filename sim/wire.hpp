@@ -99,9 +99,12 @@ class ClientStreamDecoder {
   void enter_transmission(bool extended, std::vector<Event>& out);
   void resume_options(std::vector<Event>& out);
   bool in_transmission() const { return state_ == State::request_header || state_ == State::payload; }
+  // After NBD_CMD_DISC the client MUST NOT send anything more (the server stops reading at
+  // DISC): later bytes are ignored, not decoded into requests nor buffered.
+  bool ended() const { return state_ == State::ended; }
 
  private:
-  enum class State : std::uint8_t { client_flags, option_header, option_data, awaiting_outcome, request_header, payload, broken };
+  enum class State : std::uint8_t { client_flags, option_header, option_data, awaiting_outcome, request_header, payload, ended, broken };
   void run(std::vector<Event>& out);
   std::vector<std::byte> buf_;
   std::size_t pos_ = 0;
@@ -114,10 +117,21 @@ class ClientStreamDecoder {
 
 // ---- server -> client ---------------------------------------------------------------------
 // Outcome of one request, assembled from its reply (simple, or every chunk up to DONE).
+// A successful READ's data is kept as the runs the server sent (OFFSET_DATA / OFFSET_HOLE
+// chunks, or the one simple reply), not as a buffer of the requested length: nothing is
+// allocated for a READ before its data arrives (a wire length field alone never sizes an
+// allocation), and the read oracle compares whole runs.
 struct ReplyDone {
+  struct Run {
+    std::uint64_t offset = 0;      // relative to the request's offset
+    std::uint64_t length = 0;
+    std::uint64_t pos = 0;         // data run: index of its first byte in `bytes`
+    bool hole = false;             // OFFSET_HOLE: reads as zeroes, no bytes stored
+  };
   Request request;                 // as sent (payload dropped)
   std::uint32_t error = 0;         // 0, or the first error seen
-  std::vector<std::byte> data;     // READ success: the bytes (holes as zeroes)
+  std::vector<Run> runs;           // READ success: disjoint, covering the request, in arrival order
+  std::vector<std::byte> bytes;    // the data runs' bytes, concatenated
   std::uint32_t chunks = 0;
 };
 
@@ -149,6 +163,8 @@ class ServerStreamDecoder {
   std::size_t outstanding() const { return outstanding_.size(); }
   bool mid_frame() const { return pos_ < buf_.size(); }
   bool meta_selected() const { return !meta_ids_.empty(); }
+  // Largest BLOCK_STATUS chunk payload seen so far (bytes a server had to buffer for it).
+  std::uint64_t status_payload_max() const { return status_payload_max_; }
   // Requests sent and not yet completely answered (DISC excluded).
   bool has_outstanding(std::uint64_t cookie) const { return outstanding_.count(cookie) != 0; }
 
@@ -196,6 +212,7 @@ class ServerStreamDecoder {
   std::vector<std::uint32_t> pending_meta_;   // replies of the SET in progress
   std::map<std::uint64_t, Pending> outstanding_;
   std::map<std::uint64_t, std::uint32_t> disc_cookies_;
+  std::uint64_t status_payload_max_ = 0;
 };
 
 }  // namespace nbdd::sim::wire

@@ -35,13 +35,18 @@ struct World::ServerConn {
   std::unique_ptr<core::Connection> conn;
   SimClient* client = nullptr;
   Pipe* to_client = nullptr;
-  std::deque<std::byte> rx;
+  std::vector<std::byte> rx;      // received, not yet read: rx[rx_head..]
+  std::size_t rx_head = 0;
+  std::size_t rx_size() const { return rx.size() - rx_head; }
+  void rx_clear() {
+    rx.clear();
+    rx_head = 0;
+  }
   bool rx_fin = false, rx_reset = false, eof_fed = false, read_scheduled = false;
   std::uint64_t deadline_gen = 0;
   std::optional<core::Instant> armed;
   core::Instant last_send_done{};
   bool send_failed_fed = false, closed = false, aborted = false, finished = false;
-  std::vector<std::byte> read_buf;
   std::uint32_t running_calls = 0;
 };
 
@@ -71,7 +76,7 @@ class World::Gate final : public core::CallGate {
 World::World(const FaultProfile& profile, WorldOptions options)
     : profile_(profile),
       options_(options),
-      prng_(profile.seed),
+      prng_(options.tape ? Prng(*options.tape) : Prng(profile.seed)),
       trace_(options.full_trace),
       net_prng_(prng_.fork()),
       client_prng_(prng_.fork()),
@@ -104,8 +109,7 @@ void World::setup() {
 }
 
 World::ServerConn* World::find(core::ConnectionId id) {
-  auto it = conns_.find(id);
-  return it == conns_.end() ? nullptr : it->second.get();
+  return id < conn_index_.size() ? conn_index_[id] : nullptr;
 }
 
 void World::client_failure(std::uint32_t client, const std::string& what) {
@@ -131,9 +135,15 @@ void World::connect(SimClient& client) {
   Pipe::Shape shape{profile_.net_delay_min_ns, profile_.net_delay_max_ns, profile_.segment_bytes_max};
   auto c2s = std::make_unique<Pipe>(
       queue_, clock_, net_prng_.fork(), shape,
-      [this, id](std::vector<std::byte> bytes) {
+      [this, id](std::span<const std::byte> bytes) {
         ServerConn* s = find(id);
         if (!s || s->closed || s->rx_reset) return;
+        if (s->rx_head == s->rx.size()) {
+          s->rx_clear();
+        } else if (s->rx_head > 65536 && s->rx_head * 2 > s->rx.size()) {
+          s->rx.erase(s->rx.begin(), s->rx.begin() + static_cast<std::ptrdiff_t>(s->rx_head));
+          s->rx_head = 0;
+        }
         s->rx.insert(s->rx.end(), bytes.begin(), bytes.end());
         after_step(*s);
       },
@@ -142,14 +152,14 @@ void World::connect(SimClient& client) {
         if (!s) return;
         if (reset) {
           s->rx_reset = true;
-          s->rx.clear();
+          s->rx_clear();
         } else {
           s->rx_fin = true;
         }
         after_step(*s);
       });
   auto s2c = std::make_unique<Pipe>(
-      queue_, clock_, net_prng_.fork(), shape, [&client](std::vector<std::byte> bytes) { client.on_bytes(std::move(bytes)); },
+      queue_, clock_, net_prng_.fork(), shape, [&client](std::span<const std::byte> bytes) { client.on_bytes(bytes); },
       [&client](bool reset) { client.on_end(reset); });
   client.attach(c2s.get());
   sc->to_client = s2c.get();
@@ -165,6 +175,8 @@ void World::connect(SimClient& client) {
   cfg.gate = gate_.get();
   sc->conn = std::make_unique<core::Connection>(cfg);
   ServerConn& ref = *sc;
+  if (conn_index_.size() <= id) conn_index_.resize(id + 1, nullptr);
+  conn_index_[id] = sc.get();
   conns_.emplace(id, std::move(sc));
   trace_.record(now(), id, "srv", "accepted client " + std::to_string(client.index()));
   checker_->on_connection(id, now());
@@ -180,8 +192,9 @@ void World::feed_later(core::ConnectionId id, core::Input in) {
 void World::feed(core::ConnectionId id, const core::Input& in) {
   ServerConn* sc = find(id);
   if (!sc || sc->finished || stopped_) return;
-  trace_.record(now(), id, "in ", core::describe(in));
+  trace_.record(now(), id, "in ", in);
   checker_->on_input(id, now(), in);
+  if (tap_) tap_->before_input(id, now(), *sc->conn, in);
   sc->conn->handle(now(), in);
   drain(*sc);
 }
@@ -189,9 +202,13 @@ void World::feed(core::ConnectionId id, const core::Input& in) {
 void World::drain(ServerConn& sc) {
   while (!sc.finished) {
     auto act = sc.conn->next_action();
-    if (!act) break;
-    trace_.record(now(), sc.id, "act", core::describe(*act));
+    if (!act) {
+      if (tap_) tap_->drained(sc.id, now(), *sc.conn);
+      break;
+    }
+    trace_.record(now(), sc.id, "act", *act);
     checker_->on_action(sc.id, now(), *act);
+    if (tap_) tap_->action(sc.id, now(), *act);
     execute(sc, *act);
   }
   if (!sc.finished) checker_->on_status(sc.id, now(), sc.conn->status());
@@ -233,7 +250,7 @@ void World::execute(ServerConn& sc, core::Action& act) {
             sc.to_client->close();
           }
           sc.closed = true;
-          sc.rx.clear();
+          sc.rx_clear();
         } else if constexpr (std::is_same_v<T, core::action::Finished>) {
           sc.finished = true;
           sc.closed = true;
@@ -267,7 +284,7 @@ void World::after_step(ServerConn& sc) {
   }
   // reading
   if (!sc.read_scheduled && !sc.closed && sc.conn->wants_read() &&
-      (!sc.rx.empty() || ((sc.rx_fin || sc.rx_reset) && !sc.eof_fed))) {
+      (sc.rx_size() != 0 || ((sc.rx_fin || sc.rx_reset) && !sc.eof_fed))) {
     sc.read_scheduled = true;
     const core::ConnectionId id = sc.id;
     queue_.at(now() + core::Duration{net_prng_.below(2000)}, [this, id] { do_read(id); });
@@ -279,7 +296,7 @@ void World::do_read(core::ConnectionId id) {
   if (!sc || sc->finished) return;
   sc->read_scheduled = false;
   if (sc->closed || !sc->conn->wants_read()) return;
-  if (sc->rx.empty()) {
+  if (sc->rx_size() == 0) {
     if ((sc->rx_fin || sc->rx_reset) && !sc->eof_fed) {
       sc->eof_fed = true;
       feed(id, core::input::PeerClosed{});
@@ -288,20 +305,23 @@ void World::do_read(core::ConnectionId id) {
   }
   std::size_t cap = profile_.read_bytes_max;
   if (cap < 512 && net_prng_.below(4) != 0) cap = 4096;  // tiny reads one time in four
-  std::size_t n = std::min<std::size_t>(sc->rx.size(), cap);
-  n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
+  std::size_t n = std::min<std::size_t>(sc->rx_size(), cap);
+  // Half the reads take what is there (up to the cap), half a random part of it.
+  if (net_prng_.coin()) n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
   auto window = sc->conn->read_window();
+  const std::byte* from = sc->rx.data() + sc->rx_head;
   if (!window.empty() && net_prng_.coin()) {
     n = std::min(n, window.size());
-    std::copy_n(sc->rx.begin(), n, window.begin());
-    sc->rx.erase(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
+    std::copy_n(from, n, window.begin());
+    sc->rx_head += n;
     marks_.hit("read_into_window");
     feed(id, core::input::BytesReceived{std::span<const std::byte>(window.data(), n)});
   } else {
+    // A foreign buffer: core reads it during handle() and keeps nothing. rx is not
+    // reallocated before then (deliveries are queued events; Close only clears it).
     n = std::min<std::size_t>(n, limits_.staged_bytes_max);
-    sc->read_buf.assign(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
-    sc->rx.erase(sc->rx.begin(), sc->rx.begin() + static_cast<std::ptrdiff_t>(n));
-    feed(id, core::input::BytesReceived{sc->read_buf});
+    sc->rx_head += n;
+    feed(id, core::input::BytesReceived{std::span<const std::byte>(from, n)});
   }
 }
 
@@ -338,9 +358,7 @@ void World::complete_call(core::ConnectionId id, core::SlotId slot, core::Plugin
   } else {
     err = plugin_->run(id, call, faults_active_ && !options_.scripted, fx);
   }
-  trace_.record(now(), id, "plg", std::string("callback returns err=") + std::to_string(err) +
-                                      (fx.disconnect ? (fx.force ? " after disconnect(true)" : " after disconnect(false)") : "") +
-                                      (fx.shutdown ? " after shutdown()" : ""));
+  trace_.record(now(), id, "plg", PluginReturn{err, fx.disconnect, fx.force, fx.shutdown});
   if (fx.disconnect) {
     marks_.hit(fx.force ? "plugin_called_disconnect_force" : "plugin_called_disconnect");
     feed(id, core::input::DisconnectRequested{fx.force});
@@ -366,7 +384,7 @@ void World::request_shutdown(const char* why) {
 
 void World::drain_server() {
   while (auto act = server_.next_action()) {
-    trace_.record(now(), 0, "srv", core::describe(*act));
+    trace_.record(now(), 0, "srv", *act);
     checker_->on_server_action(now(), *act);
     std::visit(
         [&](auto& a) {
@@ -413,6 +431,10 @@ Outcome World::finish(OutcomeKind kind, std::string reason) {
   out.trace_records = trace_.records();
   out.events = events_;
   out.requests = requests_;
+  if (options_.tape) {
+    out.tape_used = options_.tape->used();
+    out.tape_past_end = options_.tape->past_end();
+  }
   out.end = now();
   out.marks = marks_;
   out.marks.merge(checker_->marks());

@@ -20,6 +20,7 @@
 #include "core/connection.hpp"
 #include "core/server_state.hpp"
 #include "sim/event_queue.hpp"
+#include "sim/driver_tap.hpp"
 #include "sim/fault_profile.hpp"
 #include "sim/invariants/checker.hpp"
 #include "sim/marks.hpp"
@@ -45,12 +46,15 @@ struct Outcome {
   std::uint64_t trace_records = 0;
   std::uint64_t events = 0;
   std::uint64_t requests = 0;    // requests the clients sent
+  std::uint64_t tape_used = 0;   // tape mode: words consumed, and draws past the end (answered 0)
+  std::uint64_t tape_past_end = 0;
   core::Instant end{};
   Marks marks;
 };
 
 struct WorldOptions {
   bool full_trace = false;
+  ChoiceTape* tape = nullptr;    // tape mode: every draw of the world comes from this tape
   bool scripted = false;         // scenario mode: clients and plugin wait for Steps
   std::uint64_t max_events = 20'000'000;
 };
@@ -77,6 +81,7 @@ class World {
   void client_failure(std::uint32_t client, const std::string& what);
   void note_request() { ++requests_; }
   InvariantChecker& checker() { return *checker_; }
+  void set_driver_tap(DriverTap* tap) { tap_ = tap; }  // tests only (sim/driver_tap.hpp)
 
   struct ServerConn;
   struct HeldCall {
@@ -118,11 +123,13 @@ class World {
   std::unique_ptr<Gate> gate_;
   core::ServerState server_;
   std::unique_ptr<InvariantChecker> checker_;
+  DriverTap* tap_ = nullptr;
   std::unique_ptr<SimPlugin> plugin_;
   std::unique_ptr<MemoryBackend> memory_;
   std::vector<std::unique_ptr<SimClient>> clients_;
   std::vector<std::unique_ptr<Pipe>> pipes_;
   std::map<core::ConnectionId, std::unique_ptr<ServerConn>> conns_;
+  std::vector<ServerConn*> conn_index_;            // by id (ServerState hands out 1, 2, 3...)
   std::map<std::uint32_t, core::ConnectionId> client_conn_;  // client index -> its connection
   std::deque<HeldCall> held_;                      // scenario mode: calls waiting for PluginFinishes
   bool faults_active_ = true;
@@ -140,6 +147,10 @@ struct Scenario;
 // Run one seed (optionally over the memory plugin). With `report`, prints the seed line and
 // the profile first, and on failure the violation, the trace tail and the replay command.
 Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::FILE* report);
+// Run a world whose every draw — FaultProfile knobs, clients, network, plugin — comes from
+// `tape` (rewound first); same reporting, the reproduce line is `nbdd-sim --tape=HEX`.
+Outcome run_tape(ChoiceTape& tape, bool memory_plugin, bool full_trace, std::FILE* report);
+std::string tape_reproduce_command(const ChoiceTape& tape, bool memory_plugin);
 // Run a scenario (scripted clients, held plugin calls); same reporting.
 Outcome run_scenario(const Scenario& scenario, bool full_trace, std::FILE* report);
 // The failure report (violation or liveness reason, trace tail, reproduce line).

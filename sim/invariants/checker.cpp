@@ -15,11 +15,14 @@ void InvariantChecker::fail(const char* inv, core::ConnectionId id, core::Instan
 }
 
 InvariantChecker::Conn& InvariantChecker::conn(core::ConnectionId id) {
+  if (last_conn_ && last_id_ == id) return *last_conn_;
   auto& slot = conns_[id];
   if (!slot) {
     slot = std::make_unique<Conn>();
     slot->id = id;
   }
+  last_id_ = id;
+  last_conn_ = slot.get();
   return *slot;
 }
 

@@ -98,9 +98,9 @@ class InvariantChecker {
   // lifecycle.cpp
   void lifecycle_input(Conn& c, core::Instant now, const core::Input& in);
   void lifecycle_action(Conn& c, core::Instant now, const core::Action& act);
-  bool match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful);
+  bool match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful, std::uint64_t& key);
   // durability.cpp
-  void disk_write(Conn& c, const wire::Request& req);
+  void disk_write(Conn& c, wire::Request& req);  // takes req.payload
   void disk_write_done(Conn& c, const wire::Request& req, bool ok);
   void disk_read_started(Conn& c, const wire::Request& req);
   void disk_read_done(Conn& c, core::Instant now, const wire::ReplyDone& done);
@@ -110,6 +110,13 @@ class InvariantChecker {
   std::map<core::ConnectionId, std::unique_ptr<Conn>> conns_;
   std::map<std::string, std::unique_ptr<Disk>> disks_;
   std::uint64_t tick_ = 0;  // one per observation; the total order of everything seen
+  std::size_t idle_conns_ = 0;  // connections with idle_since set (on_time has work)
+  // conn(): the last connection looked up (connections are never removed)
+  core::ConnectionId last_id_ = 0;
+  Conn* last_conn_ = nullptr;
+  // decoder events of client_bytes / server_bytes, reused (neither is re-entered)
+  std::vector<wire::ClientStreamDecoder::Event> client_events_;
+  std::vector<wire::ServerStreamDecoder::Event> server_events_;
   Marks marks_;
   std::optional<Violation> first_;
   std::uint64_t count_ = 0;

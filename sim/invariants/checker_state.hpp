@@ -14,16 +14,22 @@ struct InvariantChecker::Conn {
   struct Req {
     wire::Request req;            // payload dropped
     bool after_graceful = false;  // header parsed after the graceful moment
-    bool strict = true;           // core certainly parsed the header when its bytes arrived
+    bool strict = true;           // in_flight_max could not have kept the header staged
+    // core certainly parsed the header when its bytes arrived: `strict`, and the slot
+    // buffer budget could not have kept it staged, and no earlier request may still be
+    // staged (requests are parsed in order)
+    bool certain = true;
     bool payload_done = false;
     bool called = false;          // a CallPlugin was matched to it
+    bool plugin_eshutdown = false;  // a plugin call for it returned the errno ESHUTDOWN
     std::uint64_t parse_tick = 0;
     std::uint64_t payload_tick = 0;
   };
   struct Call {
     core::CallKind kind;
-    std::uint64_t cookie = 0;
+    std::uint64_t cookie = 0;     // data call: key of the request it was matched to
     bool lifecycle = false;
+    bool matched = false;
   };
 
   core::ConnectionId id = 0;
@@ -32,6 +38,16 @@ struct InvariantChecker::Conn {
   std::deque<bool> option_after_shutdown;  // per option sent, in order
   std::deque<std::uint32_t> options;       // per option sent, in order
   bool wire_broken = false;
+  // A cookie was reused while in flight (a client bug): replies cannot be attributed, so
+  // the server byte stream is no longer decoded (like wire_broken, but the client's
+  // requests are still decoded so every data call can be matched to one).
+  bool replies_unattributable = false;
+  std::uint64_t next_synthetic_key = 0;
+  // Largest READ/WRITE length (<= Limits::request_bytes_max) parsed so far: no slot buffer
+  // can have been sized above round_up(this) except for a BLOCK_STATUS reply (see
+  // wire::ServerStreamDecoder::status_payload_max).
+  std::uint64_t data_length_max = 0;
+  std::uint64_t payload_key = 0;  // key (in `requests`) of the request whose payload arrives
 
   // moments
   bool shutdown_seen = false;     // ShutdownRequested observed (any phase)
@@ -74,6 +90,9 @@ struct InvariantChecker::Disk {
   std::vector<Write> writes;
   std::map<std::pair<core::ConnectionId, std::uint64_t>, std::size_t> by_cookie;
   std::map<std::pair<core::ConnectionId, std::uint64_t>, std::uint64_t> read_start;
+  // scratch space of disk_read_done, reused (no allocation per READ once grown)
+  std::vector<const Write*> scratch_near, scratch_cands;
+  std::vector<std::uint64_t> scratch_cuts;
 };
 
 }  // namespace nbdd::sim

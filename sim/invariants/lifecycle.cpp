@@ -8,6 +8,8 @@
 //   INV-FINISHED-LAST          Finished once, last, with nothing running and close returned
 //   INV-THREAD-MODEL           the plugin is never called more concurrently than its model allows
 //   INV-PLUGIN-DONE-MATCHES    PluginDone only for a running slot (driver contract)
+#include <cerrno>
+
 #include "sim/invariants/checker_state.hpp"
 
 namespace nbdd::sim {
@@ -28,14 +30,16 @@ bool compatible(core::CallKind kind, const wire::Request& rq, const core::Plugin
 }
 }  // namespace
 
-bool InvariantChecker::match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful) {
+bool InvariantChecker::match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful,
+                                  std::uint64_t& key) {
   (void)now;
-  for (std::uint64_t cookie : c.order) {
-    Conn::Req& r = c.requests.at(cookie);
+  for (std::uint64_t k : c.order) {
+    Conn::Req& r = c.requests.at(k);
     if (r.called || !r.payload_done) continue;
     if (!compatible(call.kind, r.req, call)) continue;
     r.called = true;
     after_graceful = r.after_graceful && r.strict;
+    key = k;
     return true;
   }
   return false;
@@ -57,7 +61,7 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
   const core::PluginCall& call = cp->call;
   const auto slot = static_cast<std::uint32_t>(cp->slot);
   if (c.running.count(slot)) fail("INV-PLUGIN-DONE-MATCHES", c.id, now, "CallPlugin on a slot whose call still runs");
-  Conn::Call rc{call.kind, 0, false};
+  Conn::Call rc{call.kind, 0, false, false};
   if (call.kind == core::CallKind::open) {
     rc.lifecycle = true;
     if (c.open_called && (!c.open_done || c.open_ok))
@@ -86,9 +90,11 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
     if (!c.open_ok || c.close_called) fail("INV-DATA-CALL-WINDOW", c.id, now, "data call outside open..close");
     if (c.force) fail("INV-FORCE-DROPS-QUEUED", c.id, now, "data call started after DisconnectRequested{force=true}");
     bool after = false;
-    if (!match_call(c, now, call, after))
+    if (!match_call(c, now, call, after, rc.cookie))
       fail("INV-CALL-FOR-REQUEST", c.id, now, "data call that matches no parsed, unanswered request: " + core::describe(act));
-    else if (after)
+    else
+      rc.matched = true;
+    if (rc.matched && after)
       fail("INV-GRACEFUL-NO-NEW-CALL", c.id, now, "request parsed after the graceful moment reached the plugin: " + core::describe(act));
     if (config_.thread_model == core::ThreadModel::serialize_all_requests && running_all_ > 0)
       fail("INV-THREAD-MODEL", c.id, now, "serialize_all_requests: two plugin calls at once");
@@ -127,6 +133,9 @@ void InvariantChecker::lifecycle_input(Conn& c, core::Instant now, const core::I
     if (exclusive_holder_ == c.id) exclusive_holder_.reset();
   } else if (done.err != 0) {
     marks_.hit("plugin_errno");
+    // The plugin's own ESHUTDOWN maps to NBD_ESHUTDOWN: that reply is not a drain.
+    if (done.err == ESHUTDOWN && call.matched)
+      if (auto r = c.requests.find(call.cookie); r != c.requests.end()) r->second.plugin_eshutdown = true;
   }
 }
 

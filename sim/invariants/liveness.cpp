@@ -17,13 +17,20 @@ void InvariantChecker::update_idle(Conn& c, core::Instant now) {
   const bool idle = ending && !c.close_emitted && !c.finished && c.requests.empty() && c.running.empty() &&
                     c.unacked_sends == 0 && c.options.empty();
   if (!idle) {
-    c.idle_since.reset();
+    if (c.idle_since) {
+      c.idle_since.reset();
+      --idle_conns_;
+    }
     return;
   }
-  if (!c.idle_since) c.idle_since = now;
+  if (!c.idle_since) {
+    c.idle_since = now;
+    ++idle_conns_;
+  }
 }
 
 void InvariantChecker::on_time(core::Instant now) {
+  if (idle_conns_ == 0) return;  // the common case: no connection waits for its grace deadline
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;
     if (!c.idle_since || c.close_emitted || c.grace_reported) continue;

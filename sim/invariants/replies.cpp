@@ -2,6 +2,8 @@
 // per request and none for unknown cookies or DISC (INV-REPLY-ONCE, via the decoder), the
 // graceful-disconnect reply rules (INV-GRACEFUL-ESHUTDOWN, INV-GRACEFUL-INFLIGHT-REAL-REPLY)
 // and the handshake shutdown rule (INV-HANDSHAKE-SHUTDOWN).
+#include <algorithm>
+
 #include "sim/invariants/checker_state.hpp"
 
 namespace nbdd::sim {
@@ -9,6 +11,13 @@ namespace nbdd::sim {
 namespace {
 bool write_like(std::uint16_t type) {
   return type == wire::cmd::write || type == wire::cmd::write_zeroes || type == wire::cmd::trim;
+}
+// core's slot buffers: powers of two from 4 KiB (docs/architecture.md, "slots").
+std::uint64_t buffer_capacity_bound(std::uint64_t bytes) {
+  if (bytes == 0) return 0;
+  std::uint64_t cap = 4096;
+  while (cap < bytes) cap *= 2;
+  return cap;
 }
 std::string name_of_option(std::span<const std::byte> data, std::uint32_t option) {
   if (option == wire::opt::export_name) return {reinterpret_cast<const char*>(data.data()), data.size()};
@@ -21,9 +30,10 @@ std::string name_of_option(std::span<const std::byte> data, std::uint32_t option
 
 void InvariantChecker::client_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes) {
   if (c.wire_broken) return;
-  std::vector<wire::ClientStreamDecoder::Event> evs;
+  std::vector<wire::ClientStreamDecoder::Event>& evs = client_events_;
+  evs.clear();
   c.cdec.feed(bytes, evs);
-  process_client_events(c, now, evs);
+  if (!evs.empty()) process_client_events(c, now, evs);
 }
 
 void InvariantChecker::process_client_events(Conn& c, core::Instant now,
@@ -45,33 +55,66 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
       case K::request_header: {
         const wire::Request& rq = ev.request;
         if (rq.type == wire::cmd::disc) {
+          // The decoder stops at DISC: the client MUST NOT send more and core stops
+          // reading there, so no later header is registered as a request.
           c.disc = true;
-          c.sdec.request_sent(rq);
+          if (!c.replies_unattributable) c.sdec.request_sent(rq);
           marks_.hit(c.graceful ? "disc_while_draining" : "disc");
           break;
         }
-        if (c.requests.count(rq.cookie)) {
-          marks_.hit("duplicate_cookie");  // a client bug; the reply cannot be attributed
-          break;
+        if (!c.replies_unattributable && c.requests.count(rq.cookie)) {
+          // A client bug: two requests in flight with one cookie. Their replies cannot be
+          // attributed, so the reply stream is no longer checked byte by byte (as after a
+          // client framing error); requests are still registered, under keys of their
+          // own, so every data call keeps being matched to one.
+          marks_.hit("duplicate_cookie");
+          c.replies_unattributable = true;
+        }
+        std::uint64_t key = rq.cookie;
+        if (c.replies_unattributable) {
+          key = c.next_synthetic_key++;
+          while (c.requests.count(key)) key = c.next_synthetic_key++;
         }
         Conn::Req r;
         r.req = rq;
         r.after_graceful = c.graceful;
-        r.strict = c.requests.size() + c.unacked_sends < config_.limits.in_flight_max;
+        // Slots in use: every unanswered request plus every unacknowledged Send (an upper
+        // bound; a slot lives until its reply's SendDone).
+        const std::uint64_t occupied = c.requests.size() + c.unacked_sends;
+        r.strict = occupied < config_.limits.in_flight_max;
+        // Slot buffer budget (Limits::slot_buffer_bytes_max): a READ/WRITE that needs a
+        // buffer is staged while the buffers of the slots in use plus its length exceed
+        // the budget. Each slot in use holds at most the largest buffer core can have
+        // made so far: a power of two covering the longest READ/WRITE or BLOCK_STATUS
+        // reply payload seen on this connection.
+        const bool needs_buffer = (rq.type == wire::cmd::read || rq.type == wire::cmd::write) && rq.length > 0 &&
+                                  rq.length <= config_.limits.request_bytes_max;
+        const std::uint64_t cap = buffer_capacity_bound(std::max(c.data_length_max, c.sdec.status_payload_max()));
+        const bool budget_ok = !needs_buffer || occupied * cap + rq.length <= config_.limits.slot_buffer_bytes_max;
+        if (needs_buffer) c.data_length_max = std::max(c.data_length_max, rq.length);
+        bool earlier_staged = false;
+        for (const auto& [k, other] : c.requests)
+          if (!other.certain && !other.called) {
+            earlier_staged = true;
+            break;
+          }
+        r.certain = r.strict && budget_ok && !earlier_staged;
+        if (r.strict && !r.certain && !c.graceful) marks_.hit("request_maybe_staged_on_budget");
         r.parse_tick = tick_;
-        c.sdec.request_sent(rq);
+        if (!c.replies_unattributable) c.sdec.request_sent(rq);
         if (c.graceful) marks_.hit(rq.type == wire::cmd::write ? "write_after_graceful" : "request_after_graceful");
         if (rq.type == wire::cmd::read) disk_read_started(c, rq);
         const bool has_payload = rq.type == wire::cmd::write ||
                                  (rq.flags & wire::cflag::payload_len && c.sdec.extended());
         r.payload_done = !has_payload;
-        c.requests.emplace(rq.cookie, std::move(r));
-        c.order.push_back(rq.cookie);
+        c.payload_key = key;
+        c.requests.emplace(key, std::move(r));
+        c.order.push_back(key);
         break;
       }
       case K::request_complete: {
-        auto it = c.requests.find(ev.request.cookie);
-        if (it == c.requests.end()) break;  // already answered (early error) or DISC
+        auto it = c.requests.find(c.payload_key);
+        if (it == c.requests.end()) break;  // already answered (early error)
         it->second.payload_done = true;
         it->second.payload_tick = tick_;
         if (write_like(ev.request.type)) disk_write(c, ev.request);
@@ -87,8 +130,9 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
 }
 
 void InvariantChecker::server_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes) {
-  if (c.wire_broken || bytes.empty()) return;
-  std::vector<wire::ServerStreamDecoder::Event> evs;
+  if (c.wire_broken || c.replies_unattributable || bytes.empty()) return;
+  std::vector<wire::ServerStreamDecoder::Event>& evs = server_events_;
+  evs.clear();
   c.sdec.feed(bytes, evs);
   using K = wire::ServerStreamDecoder::Event::Kind;
   for (auto& ev : evs) {
@@ -168,7 +212,9 @@ void InvariantChecker::on_reply(Conn& c, core::Instant now, const wire::ReplyDon
     fail("INV-GRACEFUL-ESHUTDOWN", c.id, now,
          std::string(wire::command_name(r.req.type)) + " cookie " + std::to_string(r.req.cookie) +
              " parsed after the graceful moment got error " + std::to_string(done.error) + ", not ESHUTDOWN");
-  if (!r.after_graceful && r.strict && eshutdown)
+  // ESHUTDOWN is judged as "draining" only when the plugin did not return the errno
+  // ESHUTDOWN for this request (core maps it to NBD_ESHUTDOWN, as nbdkit does).
+  if (!r.after_graceful && r.certain && eshutdown && !r.plugin_eshutdown)
     fail("INV-GRACEFUL-INFLIGHT-REAL-REPLY", c.id, now,
          std::string(wire::command_name(r.req.type)) + " cookie " + std::to_string(r.req.cookie) +
              " parsed before the graceful moment was answered ESHUTDOWN");

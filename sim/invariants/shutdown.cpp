@@ -89,7 +89,7 @@ void InvariantChecker::shutdown_action(Conn& c, core::Instant now, const core::A
       marks_.hit("close_abort");
     } else {
       marks_.hit("close_flush");
-      if (!c.peer_closed && !c.send_failed && !c.force && !c.wire_broken) {
+      if (!c.peer_closed && !c.send_failed && !c.force && !c.wire_broken && !c.replies_unattributable) {
         for (const auto& [cookie, r] : c.requests) {
           fail("INV-INFLIGHT-ANSWERED", c.id, now,
                  std::string("Close{flush_then_close} while ") + wire::command_name(r.req.type) + " cookie " +

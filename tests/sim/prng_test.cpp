@@ -33,6 +33,39 @@ TEST(Prng, BelowStaysInRangeAndHitsEveryValue) {
   EXPECT_TRUE(p.chance(Ratio::always()));
 }
 
+TEST(Prng, TapeModeReadsTheTapeAndZeroIsTheSimplestChoice) {
+  ChoiceTape tape({7, 1, 5, 3, 0xffffffffu});
+  Prng p(tape);
+  EXPECT_TRUE(p.tape_mode());
+  EXPECT_EQ(p.below(5), 2u);                 // 7 % 5
+  EXPECT_TRUE(p.coin());                     // 1 & 1
+  Prng child = p.fork();                     // same tape, no draw
+  EXPECT_EQ(child.range_inclusive(10, 12), 12u);  // 10 + 5 % 3
+  EXPECT_TRUE(p.chance(Ratio{1, 4}));        // 3 % 4 >= 4 - 1
+  EXPECT_EQ(tape.used(), 4u);
+  (void)p.next();
+  EXPECT_EQ(tape.used(), 5u);
+  // exhausted: every draw answers 0, the simplest choice
+  EXPECT_EQ(p.below(100), 0u);
+  EXPECT_FALSE(p.coin());
+  EXPECT_FALSE(p.chance(Ratio{1, 2}));
+  EXPECT_TRUE(p.chance(Ratio::always()));
+  EXPECT_EQ(tape.past_end(), 3u);
+}
+
+TEST(Prng, FillIsDeterministicAndUsesOneDraw) {
+  Prng a(3), b(3);
+  std::array<std::byte, 37> x{}, y{};
+  a.fill(x);
+  b.fill(y);
+  EXPECT_EQ(x, y);
+  EXPECT_EQ(a.next(), b.next());
+  ChoiceTape tape({9});
+  Prng t(tape);
+  t.fill(x);
+  EXPECT_EQ(tape.used(), 1u);
+}
+
 TEST(EventQueue, OrdersByTimeThenInsertion) {
   EventQueue q;
   std::vector<int> order;
