@@ -92,6 +92,15 @@ std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>& failures() {
 }
 
 // One seed in a sweep: quiet unless it fails; then rerun it loudly (deterministic).
+// The determinism self-check of one world (--check-determinism): true, after printing both
+// hashes, when running the same world again gave a different trace.
+bool replay_differs(const Outcome& first, const Outcome& again) {
+  if (again.trace_hash == first.trace_hash) return false;
+  std::printf("NONDETERMINISM trace hash %016llx != %016llx\nexit 131 (nondeterminism)\n",
+              static_cast<unsigned long long>(first.trace_hash), static_cast<unsigned long long>(again.trace_hash));
+  return true;
+}
+
 int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& requests, std::uint64_t& events) {
   arm_crash(seed, a.memory);
   Outcome out = run_seed(seed, a.memory, false, nullptr);
@@ -269,14 +278,8 @@ int main(int argc, char** argv) {
                   "CRASH tape (assertion or signal)\nreproduce: nbdd-sim --tape=%s --trace=full%s\nexit 127 (crash)\n",
                   a.tape.size() < 120 ? a.tape.c_str() : "...", a.memory ? " --memory-plugin" : "");
     Outcome out = run_tape(*tape, a.memory, a.full, stdout);
-    if (out.kind == OutcomeKind::ok && a.determinism) {
-      Outcome again = run_tape(*tape, a.memory, false, nullptr);
-      if (again.trace_hash != out.trace_hash) {
-        std::printf("NONDETERMINISM trace hash %016llx != %016llx\nexit 131 (nondeterminism)\n",
-                    static_cast<unsigned long long>(out.trace_hash), static_cast<unsigned long long>(again.trace_hash));
-        return exit_code(OutcomeKind::nondeterminism);
-      }
-    }
+    if (out.kind == OutcomeKind::ok && a.determinism && replay_differs(out, run_tape(*tape, a.memory, false, nullptr)))
+      return exit_code(OutcomeKind::nondeterminism);
     if (out.kind == OutcomeKind::ok)
       std::printf("ok requests=%llu events=%llu virtual=%s tape_used=%llu past_end=%llu trace_hash=%016llx\n",
                   static_cast<unsigned long long>(out.requests), static_cast<unsigned long long>(out.events),
@@ -305,14 +308,8 @@ int main(int argc, char** argv) {
   if (a.seed) {
     arm_crash(*a.seed, a.memory);
     Outcome out = run_seed(*a.seed, a.memory, a.full, stdout);
-    if (out.kind == OutcomeKind::ok && a.determinism) {
-      Outcome again = run_seed(*a.seed, a.memory, false, nullptr);
-      if (again.trace_hash != out.trace_hash) {
-        std::printf("NONDETERMINISM trace hash %016llx != %016llx\nexit 131 (nondeterminism)\n",
-                    static_cast<unsigned long long>(out.trace_hash), static_cast<unsigned long long>(again.trace_hash));
-        return exit_code(OutcomeKind::nondeterminism);
-      }
-    }
+    if (out.kind == OutcomeKind::ok && a.determinism && replay_differs(out, run_seed(*a.seed, a.memory, false, nullptr)))
+      return exit_code(OutcomeKind::nondeterminism);
     if (out.kind == OutcomeKind::ok)
       std::printf("ok requests=%llu events=%llu virtual=%s trace_hash=%016llx\n",
                   static_cast<unsigned long long>(out.requests), static_cast<unsigned long long>(out.events),
