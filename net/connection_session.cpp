@@ -56,9 +56,13 @@ void ConnectionSession::feed(const core::Input& input) {
 
 void ConnectionSession::feed_one(const core::Input& input) {
   if (finished_) return;
+  handle(input);
+  drain_actions();
+}
+
+void ConnectionSession::handle(const core::Input& input) {
   if (log::verbose()) log("in ", core::describe(input));
   conn_.handle(now(), input);
-  drain_actions();
 }
 
 void ConnectionSession::drain_actions() {
@@ -67,11 +71,9 @@ void ConnectionSession::drain_actions() {
     if (!action) {
       if (inline_done_.empty()) break;
       inline_batch_.swap(inline_done_);  // both vectors keep their capacity: no allocation
-      for (auto [slot, err] : inline_batch_) {
+      for (const auto& done : inline_batch_) {
         if (finished_) break;
-        const core::Input done = core::input::PluginDone{slot, err};
-        if (log::verbose()) log("in ", core::describe(done));
-        conn_.handle(now(), done);
+        handle(done);
       }
       inline_batch_.clear();
       continue;
@@ -173,13 +175,16 @@ void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_
   kick();
 }
 
-void ConnectionSession::log_plugin_error(int err) const {
+int ConnectionSession::run_call(const core::PluginCall& call) {
+  const int err = context_.host.run(plugin_state_, call);
+  if (err == 0) return 0;
   // As nbdkit: a message the plugin attached is an error line, a bare errno a debug line.
   const std::string& message = plugin::PluginHost::last_error();
   const std::string line = "conn=" + std::to_string(id_) + " plugin: " +
                            (message.empty() ? std::string(std::strerror(err)) : message);
   if (message.empty()) log::debug(line);
   else log::error(line);
+  return err;
 }
 
 bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call) {
@@ -192,16 +197,11 @@ bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call) 
 
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {
   if (runs_inline(context_.inline_data_calls, call)) {
-    const int err = context_.host.run(plugin_state_, call.call);
-    if (err != 0) log_plugin_error(err);
-    inline_done_.emplace_back(call.slot, static_cast<std::int32_t>(err));
+    inline_done_.push_back({call.slot, run_call(call.call)});
     return;
   }
-  context_.workers->submit([self = shared_from_this(), call] {
-    const int err = self->context_.host.run(self->plugin_state_, call.call);
-    if (err != 0) self->log_plugin_error(err);
-    self->on_worker_done(call.slot, err);
-  });
+  context_.workers->submit(
+      [self = shared_from_this(), call] { self->on_worker_done(call.slot, self->run_call(call.call)); });
 }
 
 void ConnectionSession::on_worker_done(core::SlotId slot, int err) {
@@ -209,7 +209,7 @@ void ConnectionSession::on_worker_done(core::SlotId slot, int err) {
   {
     const std::lock_guard lock(worker_done_mutex_);
     first = worker_done_.empty();
-    worker_done_.emplace_back(slot, static_cast<std::int32_t>(err));
+    worker_done_.push_back({slot, err});
   }
   if (first) asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
 }
@@ -219,7 +219,7 @@ void ConnectionSession::feed_worker_done() {
     const std::lock_guard lock(worker_done_mutex_);
     worker_batch_.swap(worker_done_);  // both keep their capacity: no allocation
   }
-  for (auto [slot, err] : worker_batch_) feed_one(core::input::PluginDone{slot, err});
+  for (const auto& done : worker_batch_) feed_one(done);
   worker_batch_.clear();
   kick();
 }

@@ -63,7 +63,8 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void on_worker_done(core::SlotId slot, int err);  // on a worker thread
   void feed_worker_done();                          // on the strand
   void do_close();
-  void log_plugin_error(int err) const;
+  int run_call(const core::PluginCall& call);  // the plugin call, its error logged
+  void handle(const core::Input& input);       // conn_.handle(), logged with -v
   void arm_timer();
   void on_timer(const boost::system::error_code& ec, std::uint64_t generation);
   void log(const char* direction, const std::string& text) const;
@@ -94,13 +95,13 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   bool finished_ = false;
   // Completions of data calls run inline on the strand, fed once the actions that
   // started them are drained (the core is never re-entered from next_action()).
-  std::vector<std::pair<core::SlotId, std::int32_t>> inline_done_;
-  std::vector<std::pair<core::SlotId, std::int32_t>> inline_batch_;
+  std::vector<core::input::PluginDone> inline_done_;
+  std::vector<core::input::PluginDone> inline_batch_;
   // Completions of calls run on workers. A worker posts to the strand only when it finds the
   // list empty, so calls that finish together cost one hand-off (one wake-up), not one each.
   std::mutex worker_done_mutex_;
-  std::vector<std::pair<core::SlotId, std::int32_t>> worker_done_;  // guarded by the mutex
-  std::vector<std::pair<core::SlotId, std::int32_t>> worker_batch_;  // strand only
+  std::vector<core::input::PluginDone> worker_done_;   // guarded by the mutex
+  std::vector<core::input::PluginDone> worker_batch_;  // strand only
 };
 
 }  // namespace nbdd::net

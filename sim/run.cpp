@@ -1,4 +1,4 @@
-// run_seed() and the failure report shared by nbdd-sim and the tests.
+// run_seed(), run_tape() and the failure report shared by nbdd-sim and the tests.
 #include <cstdio>
 
 #include "sim/world.hpp"
@@ -32,21 +32,35 @@ struct CurrentTrace {
 
 const Trace* current_trace() { return g_current_trace; }
 
-Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::FILE* report) {
-  FaultProfile profile = FaultProfile::from_seed(seed);
+namespace {
+// One swarm world from its profile: the header line and every knob first when reporting, then
+// the run, then on failure the report with the command that replays it. `header` and
+// `reproduce` are called only when reporting, so a sweep builds no strings per world.
+template <typename Header, typename Reproduce>
+Outcome run_world(FaultProfile& profile, const WorldOptions& options, bool memory_plugin, std::FILE* report,
+                  Header header, Reproduce reproduce) {
   profile.memory_plugin = memory_plugin;
   if (report) {
-    std::fprintf(report, "nbdd-sim seed=%llu profile=swarm\n", static_cast<unsigned long long>(seed));
+    header(report);
     profile.print(report);
     std::fflush(report);
   }
-  WorldOptions options;
-  options.full_trace = full_trace;
   World world(profile, options);
   CurrentTrace current(world.trace_ref());
   Outcome out = world.run();
-  if (report && out.kind != OutcomeKind::ok) print_failure(report, out, world.trace_ref(), reproduce_command(seed, memory_plugin));
+  if (report && out.kind != OutcomeKind::ok) print_failure(report, out, world.trace_ref(), reproduce());
   return out;
+}
+}  // namespace
+
+Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::FILE* report) {
+  FaultProfile profile = FaultProfile::from_seed(seed);
+  WorldOptions options;
+  options.full_trace = full_trace;
+  return run_world(
+      profile, options, memory_plugin, report,
+      [&](std::FILE* out) { std::fprintf(out, "nbdd-sim seed=%llu profile=swarm\n", static_cast<unsigned long long>(seed)); },
+      [&] { return reproduce_command(seed, memory_plugin); });
 }
 
 std::string tape_reproduce_command(const ChoiceTape& tape, bool memory_plugin) {
@@ -59,21 +73,13 @@ Outcome run_tape(ChoiceTape& tape, bool memory_plugin, bool full_trace, std::FIL
   tape.rewind();
   Prng p(tape);
   FaultProfile profile = FaultProfile::from_prng(p);
-  profile.memory_plugin = memory_plugin;
-  if (report) {
-    std::fprintf(report, "nbdd-sim tape=%zu words profile=swarm\n", tape.words().size());
-    profile.print(report);
-    std::fflush(report);
-  }
   WorldOptions options;
   options.full_trace = full_trace;
   options.tape = &tape;
-  World world(profile, options);
-  CurrentTrace current(world.trace_ref());
-  Outcome out = world.run();
-  if (report && out.kind != OutcomeKind::ok)
-    print_failure(report, out, world.trace_ref(), tape_reproduce_command(tape, memory_plugin));
-  return out;
+  return run_world(
+      profile, options, memory_plugin, report,
+      [&](std::FILE* out) { std::fprintf(out, "nbdd-sim tape=%zu words profile=swarm\n", tape.words().size()); },
+      [&] { return tape_reproduce_command(tape, memory_plugin); });
 }
 
 }  // namespace nbdd::sim

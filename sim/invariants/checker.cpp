@@ -26,6 +26,17 @@ InvariantChecker::Conn& InvariantChecker::conn(core::ConnectionId id) {
   return *slot;
 }
 
+template <typename Observed>
+InvariantChecker::Conn& InvariantChecker::observe(core::ConnectionId id, core::Instant now, const char* kind,
+                                                  const Observed& what) {
+  ++tick_;
+  check_owed_end(now);
+  Conn& c = conn(id);
+  if (exit_emitted_) fail("INV-NOTHING-AFTER-EXIT", id, now, std::string(kind) + " after Exit");
+  if (c.finished) fail("INV-FINISHED-LAST", id, now, std::string(kind) + " after Finished: " + core::describe(what));
+  return c;
+}
+
 std::size_t InvariantChecker::live_connections() const {
   std::size_t n = 0;
   for (const auto& [id, c] : conns_) n += c->finished ? 0 : 1;
@@ -52,11 +63,7 @@ void InvariantChecker::on_connection(core::ConnectionId id, core::Instant now) {
 }
 
 void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const core::Input& in) {
-  ++tick_;
-  check_owed_end(now);
-  Conn& c = conn(id);
-  if (exit_emitted_) fail("INV-NOTHING-AFTER-EXIT", id, now, "input after Exit");
-  if (c.finished) fail("INV-FINISHED-LAST", id, now, "input fed after Finished: " + core::describe(in));
+  Conn& c = observe(id, now, "input", in);
   check_pending_force(c, now);
   std::visit(
       [&](const auto& v) {
@@ -82,11 +89,7 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
 }
 
 void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const core::Action& act) {
-  ++tick_;
-  check_owed_end(now);
-  Conn& c = conn(id);
-  if (exit_emitted_) fail("INV-NOTHING-AFTER-EXIT", id, now, "action after Exit");
-  if (c.finished) fail("INV-FINISHED-LAST", id, now, "action after Finished: " + core::describe(act));
+  Conn& c = observe(id, now, "action", act);
   shutdown_action(c, now, act);
   if (const auto* send = std::get_if<core::action::Send>(&act)) {
     ++c.unacked_sends;

@@ -83,6 +83,9 @@ class InvariantChecker {
  private:
   void fail(const char* inv, core::ConnectionId id, core::Instant now, std::string message);
   Conn& conn(core::ConnectionId id);
+  // What every per-connection observation checks first; `kind` is "input" or "action".
+  template <typename Observed>
+  Conn& observe(core::ConnectionId id, core::Instant now, const char* kind, const Observed& what);
   // replies.cpp
   void client_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes);
   void server_bytes(Conn& c, core::Instant now, std::span<const std::byte> bytes);

@@ -52,7 +52,6 @@ struct InvariantChecker::Conn {
   // moments
   bool shutdown_seen = false;     // ShutdownRequested observed (any phase)
   bool graceful = false;          // transmission: no new command may start
-  std::uint64_t graceful_tick = 0;
   bool force = false;             // an effective DisconnectRequested{true}
   bool force_wants_close = false; // Close{abort} must follow before the next input
   bool close_emitted = false, aborted = false, finished = false;

@@ -151,7 +151,6 @@ void InvariantChecker::server_bytes(Conn& c, core::Instant now, std::span<const 
         marks_.hit("export_name");
         if (c.shutdown_seen && !c.graceful) {
           c.graceful = true;
-          c.graceful_tick = tick_;
         }
         std::vector<wire::ClientStreamDecoder::Event> cevs;
         c.cdec.enter_transmission(c.sdec.extended(), cevs);
@@ -193,7 +192,6 @@ void InvariantChecker::on_option_reply(Conn& c, core::Instant now, const wire::S
       marks_.hit(c.sdec.extended() ? "go_extended" : c.sdec.structured() ? "go_structured" : "go_simple");
       if (c.shutdown_seen && !c.graceful) {
         c.graceful = true;
-        c.graceful_tick = tick_;
       }
       c.cdec.enter_transmission(c.sdec.extended(), cevs);
     } else {

@@ -7,9 +7,19 @@
 //                             be escalated to abort once
 //   INV-INFLIGHT-ANSWERED     a Close{flush_then_close} with the peer still reading comes only
 //                             after every parsed request was answered
+#include <algorithm>
+
 #include "sim/invariants/checker_state.hpp"
 
 namespace nbdd::sim {
+
+namespace {
+// A request whose header (and WRITE payload) arrived but whose plugin call has not started.
+bool has_queued_request(const InvariantChecker::Conn& c) {
+  return std::any_of(c.requests.begin(), c.requests.end(),
+                     [](const auto& entry) { return !entry.second.called && entry.second.payload_done; });
+}
+}  // namespace
 
 void InvariantChecker::check_pending_force(Conn& c, core::Instant now) {
   if (!c.force_wants_close) return;
@@ -28,13 +38,8 @@ void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input&
     marks_.hit("shutdown_in_transmission");
     if (!c.graceful && !c.close_emitted) {
       c.graceful = true;
-      c.graceful_tick = tick_;
       if (!c.running.empty()) marks_.hit("graceful_with_running_call");
-      for (const auto& [cookie, r] : c.requests)
-        if (!r.called && r.payload_done) {
-          marks_.hit("graceful_with_queued_request");
-          break;
-        }
+      if (has_queued_request(c)) marks_.hit("graceful_with_queued_request");
       for (const auto& [cookie, r] : c.requests)
         if (!r.payload_done) {
           marks_.hit("graceful_mid_write_payload");
@@ -55,7 +60,6 @@ void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input&
     marks_.hit("disconnect_graceful");
     if (!c.graceful && !c.close_emitted) {
       c.graceful = true;
-      c.graceful_tick = tick_;
       if (!c.running.empty()) marks_.hit("graceful_with_running_call");
     }
     return;
@@ -64,11 +68,7 @@ void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input&
   if (c.force) marks_.hit("forced_twice");
   c.force = true;
   if (!c.running.empty()) marks_.hit("force_with_running_call");
-  for (const auto& [cookie, r] : c.requests)
-    if (!r.called && r.payload_done) {
-      marks_.hit("force_with_queued_request");
-      break;
-    }
+  if (has_queued_request(c)) marks_.hit("force_with_queued_request");
   if (c.graceful) marks_.hit("force_while_draining");
   if (!c.close_emitted) c.force_wants_close = true;
 }

@@ -350,25 +350,25 @@ TEST(CheckerGaps, C2DuplicateCookieStopsReplyChecksButNotCallMatching) {
 
 // C3: the plugin itself returned ESHUTDOWN (core maps it to NBD_ESHUTDOWN, as nbdkit does):
 // that reply is not a drain, there was no shutdown at all.
-TEST(CheckerGaps, C3PluginEshutdownIsNotJudgedAsDraining) {
+// A WRITE whose plugin call returns `plugin_errno`, answered ESHUTDOWN with no shutdown at
+// all: the first violation.
+std::string eshutdown_reply_after_plugin_errno(int plugin_errno) {
   Harness h;
   h.handshake();
   h.client(Harness::request(cmd::write, 1, 0, 4, std::vector<std::byte>(4, std::byte{7})));
   h.action(core::action::CallPlugin{core::SlotId{0}, core::PluginCall{core::CallKind::pwrite, 0, 4}});
-  h.input(core::input::PluginDone{core::SlotId{0}, ESHUTDOWN});
+  h.input(core::input::PluginDone{core::SlotId{0}, plugin_errno});
   h.server(simple_reply(err::eshutdown, 1));
-  EXPECT_EQ(h.first(), "none");
+  return h.first();
+}
+
+TEST(CheckerGaps, C3PluginEshutdownIsNotJudgedAsDraining) {
+  EXPECT_EQ(eshutdown_reply_after_plugin_errno(ESHUTDOWN), "none");
 }
 
 // ...while an ESHUTDOWN after a plugin call that returned something else still is.
 TEST(CheckerGaps, C3EshutdownAfterAnotherPluginErrnoIsStillJudged) {
-  Harness h;
-  h.handshake();
-  h.client(Harness::request(cmd::write, 1, 0, 4, std::vector<std::byte>(4, std::byte{7})));
-  h.action(core::action::CallPlugin{core::SlotId{0}, core::PluginCall{core::CallKind::pwrite, 0, 4}});
-  h.input(core::input::PluginDone{core::SlotId{0}, EIO});
-  h.server(simple_reply(err::eshutdown, 1));
-  EXPECT_EQ(h.first(), "INV-GRACEFUL-INFLIGHT-REAL-REPLY");
+  EXPECT_EQ(eshutdown_reply_after_plugin_errno(EIO), "INV-GRACEFUL-INFLIGHT-REAL-REPLY");
 }
 
 // C4: a READ's length field alone never sizes an allocation in the checker; its data is
