@@ -189,10 +189,8 @@ int ConnectionSession::run_call(const core::PluginCall& call) {
 
 bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call) {
   if (!nonblocking_plugin || call.slot == core::lifecycle_slot) return false;
-  // Only large preads: the worker's copy overlaps with the session sending earlier replies.
-  // A large pwrite gains nothing there (its payload was just received on this thread) and
-  // costs more CPU per GiB on a worker (bench/README.md).
-  return call.call.kind != core::CallKind::pread || call.call.count <= inline_copy_bytes_max;
+  const bool copies_payload = call.call.kind == core::CallKind::pread || call.call.kind == core::CallKind::pwrite;
+  return !copies_payload || call.call.count <= inline_copy_bytes_max;
 }
 
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {

@@ -28,10 +28,11 @@ struct SessionContext {
   bool inline_data_calls = false;  // the plugin is nonblocking(): data calls run on the strand
 };
 
-// A nonblocking plugin's pread above this size still goes to the worker pool: copying 1 MiB
-// takes longer than the two thread hand-offs, and on a worker it overlaps with the session
-// sending earlier replies instead of stalling it (bench/README.md, 1 MiB rows).
-inline constexpr std::uint64_t inline_copy_bytes_max = 256 * 1024;
+// A nonblocking plugin's pread or pwrite above this size still goes to the worker pool, so
+// one huge request (up to the 32 MiB maximum) does not hold up the other connections of its
+// I/O shard for milliseconds. Below it, copying on the strand costs less CPU per GiB than
+// two thread hand-offs, also at 1 MiB (bench/README.md, "large requests").
+inline constexpr std::uint64_t inline_copy_bytes_max = 4 * 1024 * 1024;
 
 // Whether a call runs on the session's strand (true) or on the worker pool.
 bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call);

@@ -1,5 +1,7 @@
 #include "plugins/memory/sparse_store.hpp"
 
+#include "plugins/memory/cold_copy.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -111,7 +113,7 @@ int SparseStore::write(std::span<const std::byte> data, std::uint64_t offset) {
       }
       std::lock_guard lock(stripe(index));
       if (Page* page = slot.load(std::memory_order_relaxed)) {
-        std::memcpy(page->data + in_page, src, n);
+        copy_to_cold(page->data + in_page, src, n);
         done = true;
       }  // else: freed by a trim since we looked; go round and allocate outside the lock
     }

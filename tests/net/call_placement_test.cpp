@@ -24,15 +24,23 @@ TEST(CallPlacement, NonblockingPluginsRunSmallDataCallsInline) {
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::pread, 4096)));
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::pread, inline_copy_bytes_max)));
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::pwrite, 4096)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pwrite, inline_copy_bytes_max)));
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::flush, 0)));
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::extents, 1ull << 30)));
 }
 
-TEST(CallPlacement, LargePreadsGoToWorkersButLargePwritesStayInline) {
-  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pread, inline_copy_bytes_max + 1)));
-  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pread, 1 << 20)));
+TEST(CallPlacement, OneMebibyteCopiesStayInline) {
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::pread, 1 << 20)));
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::pwrite, 1 << 20)));
+}
+
+TEST(CallPlacement, CopiesAboveTheBoundGoToWorkers) {
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pread, inline_copy_bytes_max + 1)));
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pwrite, inline_copy_bytes_max + 1)));
+  EXPECT_FALSE(runs_inline(true, call(core::CallKind::pwrite, 32u << 20)));
+  // zero and trim move no payload: their size says nothing about how long they take.
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::zero, 1ull << 30)));
+  EXPECT_TRUE(runs_inline(true, call(core::CallKind::trim, 1ull << 30)));
 }
 
 TEST(CallPlacement, OpenAndCloseAlwaysRunOnWorkers) {
