@@ -90,6 +90,7 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   config.limits.handshake_timeout = o.handshake_timeout;
   config.worker_threads = o.threads;
   config.max_connections = o.max_connections;
+  config.busy_poll = std::chrono::microseconds(o.busy_poll_us);
   net::Server server(config);
   plugin::PluginHost host(std::move(plugin_ptr), server.hooks());
   if (auto e = host.start(o.plugin_args); !e.empty()) return fail(e);

@@ -30,6 +30,7 @@ constexpr Spec specs[] = {
     {0, "exit-with-parent", false}, {0, "log", true},         {0, "dump-plugin", false},
     {0, "help", false},           {0, "max-connections", true}, {0, "grace-period", true},
     {0, "handshake-timeout", true}, {0, "filter", true},      {0, "tls", true},
+    {0, "busy-poll", true},
 };
 
 const Spec* find_short(char c) {
@@ -86,6 +87,10 @@ std::string apply(Options& o, const Spec& spec, const std::string& value) {
     const auto d = parse_duration(value);
     if (!d) return "--" + std::string(n) + ": bad duration '" + value + "' (e.g. 1, 1.5, 500ms)";
     (n == "grace-period" ? o.grace_period : o.handshake_timeout) = *d;
+  } else if (n == "busy-poll") {
+    std::uint64_t us = 0;
+    if (!parse_unsigned(value, 10'000, us)) return "--busy-poll: bad number of microseconds '" + value + "' (0..10000)";
+    o.busy_poll_us = static_cast<unsigned>(us);
   } else if (n == "filter") return "--filter: filters are not supported by nbdd";
   else if (n == "tls") {
     if (value != "off") return "--tls: TLS is not supported by nbdd (only --tls=off)";
@@ -222,6 +227,8 @@ Serve PLUGIN over NBD (options and meanings as nbdkit's).
       --grace-period=DUR  graceful disconnect/shutdown: how long an idle client has to
                           disconnect before it is closed (default 1s; e.g. 500ms, 2.5)
       --handshake-timeout=DUR  close clients that do not finish the handshake (default 10s)
+      --busy-poll=USEC    I/O threads spin up to USEC microseconds for the next request
+                          before sleeping; adapts to the load (default 100, 0 = never)
       --help              this text (with PLUGIN: also the plugin's parameters)
 
 Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.

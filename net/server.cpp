@@ -8,6 +8,7 @@
 
 #include "core/assert.hpp"
 #include "core/overloaded.hpp"
+#include "net/busy_poll.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 
@@ -97,8 +98,9 @@ int Server::run() {
     }
   });
   std::vector<std::thread> threads;
-  for (auto& shard : shards_) threads.emplace_back([&shard] { shard->run(); });
-  ioc_.run();
+  const auto spin = config_.busy_poll;
+  for (auto& shard : shards_) threads.emplace_back([&shard, spin] { run_with_busy_poll(*shard, spin); });
+  run_with_busy_poll(ioc_, spin);
   for (auto& t : threads) t.join();
   workers_->join();
   listeners_.clear();  // removes Unix socket files

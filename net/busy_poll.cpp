@@ -1,0 +1,42 @@
+#include "net/busy_poll.hpp"
+
+#include <algorithm>
+
+namespace nbdd::net {
+
+void PollWindow::after_block(Nanoseconds slept) {
+  if (max_ <= Nanoseconds::zero()) return;
+  if (slept <= max_) {
+    // The wait ended within the limit: a longer window would have avoided this sleep.
+    current_ = current_ == Nanoseconds::zero() ? std::min(grow_start, max_) : std::min(current_ * 2, max_);
+  } else {
+    // A long wait: spinning for it would be wasted CPU. Halve; below the first step, stop.
+    current_ /= 2;
+    if (current_ < std::min(grow_start, max_)) current_ = Nanoseconds::zero();
+  }
+}
+
+void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds max_spin) {
+  if (max_spin <= std::chrono::microseconds::zero()) {
+    ioc.run();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  PollWindow window(max_spin);
+  auto last_work = Clock::now();
+  for (;;) {
+    // poll_one() runs a ready handler, or asks epoll (with a zero timeout) for one.
+    if (ioc.poll_one() != 0) {
+      last_work = Clock::now();
+      continue;
+    }
+    if (ioc.stopped()) return;  // stop() was called, or no work is left
+    if (Clock::now() - last_work < window.current()) continue;
+    const auto blocked_at = Clock::now();
+    if (ioc.run_one() == 0) return;
+    last_work = Clock::now();
+    window.after_block(last_work - blocked_at);
+  }
+}
+
+}  // namespace nbdd::net

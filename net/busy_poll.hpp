@@ -1,0 +1,38 @@
+// Adaptive busy polling for an I/O shard's thread. Waking a thread that sleeps in epoll_wait
+// costs a context switch and, when its CPU went idle, an inter-processor interrupt; in a VM
+// that halts idle vCPUs (this bench machine) it costs tens of microseconds, which dominates a
+// depth-1 request. Spinning briefly after each burst of work catches the next request
+// without that sleep. The window adapts as the guest kernel's haltpoll does: it grows while
+// sleeps turn out short (a longer spin would have caught them) and shrinks when they are
+// long, so a quiet or idle daemon stops spinning (docs/daemon.md, "Busy polling").
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+
+namespace nbdd::net {
+
+// The policy alone, without clocks or threads, so tests can drive it.
+class PollWindow {
+ public:
+  using Nanoseconds = std::chrono::nanoseconds;
+  // max == 0 disables spinning.
+  explicit PollWindow(std::chrono::microseconds max) : max_(max) {}
+  // How long to keep polling after the last work before blocking.
+  Nanoseconds current() const { return current_; }
+  Nanoseconds max() const { return max_; }
+  // After a blocking wait (that began once the window ran out) which lasted `slept`.
+  void after_block(Nanoseconds slept);
+
+  // The first step when growing from zero (or max, if smaller).
+  static constexpr Nanoseconds grow_start = std::chrono::microseconds(10);
+
+ private:
+  Nanoseconds max_;
+  Nanoseconds current_{0};
+};
+
+// Runs ioc until it stops or runs out of work, like ioc.run(), but polls for up to the
+// adaptive window (at most max_spin) after each handler before blocking.
+void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds max_spin);
+
+}  // namespace nbdd::net
