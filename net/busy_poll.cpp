@@ -1,6 +1,7 @@
 #include "net/busy_poll.hpp"
 
 #include <algorithm>
+#include <thread>
 
 namespace nbdd::net {
 
@@ -31,7 +32,12 @@ void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds 
       continue;
     }
     if (ioc.stopped()) return;  // stop() was called, or no work is left
-    if (Clock::now() - last_work < window.current()) continue;
+    if (Clock::now() - last_work < window.current()) {
+      // On 2 CPUs the client may be waiting for this one: let it run rather than spin
+      // against it (measured: 4 KiB depth-1 reads over TCP, 14.2k IOPS instead of 10.0k).
+      std::this_thread::yield();
+      continue;
+    }
     const auto blocked_at = Clock::now();
     if (ioc.run_one() == 0) return;
     last_work = Clock::now();
