@@ -10,6 +10,7 @@
 // writes 10-14% of their IOPS in the bench.
 #pragma once
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <chrono>
 
 namespace nbdd::net {
@@ -22,7 +23,6 @@ class PollWindow {
   explicit PollWindow(std::chrono::microseconds max) : max_(max) {}
   // How long to keep polling after the last work before blocking.
   Nanoseconds current() const { return current_; }
-  Nanoseconds max() const { return max_; }
   // After a blocking wait (that began once the window ran out) which lasted `slept`.
   void after_block(Nanoseconds slept);
 
@@ -30,6 +30,8 @@ class PollWindow {
   static constexpr Nanoseconds grow_start = std::chrono::microseconds(10);
 
  private:
+  Nanoseconds first_step() const { return std::min(grow_start, max_); }
+
   Nanoseconds max_;
   Nanoseconds current_{0};
 };

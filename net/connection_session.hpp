@@ -31,7 +31,7 @@ struct SessionContext {
 // A nonblocking plugin's pread or pwrite above this size still goes to the worker pool, so
 // one huge request (up to the 32 MiB maximum) does not hold up the other connections of its
 // I/O shard for milliseconds. Below it, copying on the strand costs less CPU per GiB than
-// two thread hand-offs, also at 1 MiB (bench/README.md, "large requests").
+// two thread hand-offs, also at 1 MiB (bench/README.md, fix 5).
 inline constexpr std::uint64_t inline_copy_bytes_max = 4 * 1024 * 1024;
 
 // Whether a call runs on the session's strand (true) or on the worker pool.
