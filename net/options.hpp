@@ -34,7 +34,7 @@ struct Options {
   std::size_t max_connections = 0;  // --max-connections (0 = unlimited)
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
   core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
-  unsigned busy_poll_us = 0;  // --busy-poll: longest spin of an I/O thread (net/busy_poll.hpp)
+  unsigned busy_poll_us = 100;  // --busy-poll: longest spin of an I/O thread (net/busy_poll.hpp)
   std::string plugin;
   std::vector<std::string> plugin_args;
 

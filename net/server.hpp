@@ -39,7 +39,8 @@ struct ServerConfig {
   unsigned worker_threads = 16;
   unsigned io_threads = 2;
   std::size_t max_connections = 0;  // 0 = unlimited
-  std::chrono::microseconds busy_poll{0};  // longest spin of an I/O thread; 0 = never
+  std::chrono::microseconds busy_poll{0};  // longest spin of an I/O thread; 0 = never (the
+                                           // daemon passes --busy-poll, default 100)
 };
 
 class Server {

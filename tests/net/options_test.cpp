@@ -24,7 +24,7 @@ TEST(Options, DefaultsMatchNbdkit) {
   EXPECT_EQ(r.options.grace_period, core::Duration::from_s(1));
   EXPECT_EQ(r.options.handshake_timeout, core::Duration::from_s(10));
   EXPECT_EQ(r.options.max_connections, 0u);
-  EXPECT_EQ(r.options.busy_poll_us, 0u);
+  EXPECT_EQ(r.options.busy_poll_us, 100u);
 }
 
 TEST(Options, ShortFlagsWithSeparateAndAttachedValues) {
@@ -56,7 +56,7 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_EQ(r.options.unix_path, std::optional<std::string>("/tmp/s"));
   const auto ok = parse({"--foreground", "--threads=8", "--unix=/tmp/s", "--run", "nbdinfo $uri",
                          "--exit-with-parent", "--log=syslog", "--max-connections=3", "--grace-period=250ms",
-                         "--handshake-timeout=2.5", "--busy-poll=100", "null"});
+                         "--handshake-timeout=2.5", "--busy-poll=250", "null"});
   ASSERT_TRUE(ok.ok()) << ok.error;
   const auto& o = ok.options;
   EXPECT_EQ(o.threads, 8u);
@@ -67,7 +67,7 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_EQ(o.max_connections, 3u);
   EXPECT_EQ(o.grace_period, core::Duration::from_ms(250));
   EXPECT_EQ(o.handshake_timeout, core::Duration::from_ms(2500));
-  EXPECT_EQ(o.busy_poll_us, 100u);
+  EXPECT_EQ(o.busy_poll_us, 250u);
   EXPECT_FALSE(o.wants_tcp());
 }
 
