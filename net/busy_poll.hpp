@@ -14,6 +14,10 @@
 
 namespace nbdd::net {
 
+// The daemon's --busy-poll default, and ServerConfig's, so tests that start a Server run the
+// I/O threads as the daemon does.
+inline constexpr std::chrono::microseconds busy_poll_default{100};
+
 // The policy alone, without clocks or threads, so tests can drive it.
 class PollWindow {
  public:

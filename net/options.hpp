@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/time.hpp"
+#include "net/busy_poll.hpp"
 
 namespace nbdd::net {
 
@@ -34,7 +35,7 @@ struct Options {
   std::size_t max_connections = 0;  // --max-connections (0 = unlimited)
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
   core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
-  unsigned busy_poll_us = 100;  // --busy-poll: longest spin of an I/O thread (net/busy_poll.hpp)
+  unsigned busy_poll_us = busy_poll_default.count();  // --busy-poll: longest spin of an I/O thread
   std::string plugin;
   std::vector<std::string> plugin_args;
 

@@ -25,6 +25,7 @@
 #include "core/limits.hpp"
 #include "core/server_state.hpp"
 #include "core/thread_model.hpp"
+#include "net/busy_poll.hpp"
 #include "net/connection_session.hpp"
 #include "net/listener.hpp"
 #include "net/net_gate.hpp"
@@ -39,8 +40,7 @@ struct ServerConfig {
   unsigned worker_threads = 16;
   unsigned io_threads = 2;
   std::size_t max_connections = 0;  // 0 = unlimited
-  std::chrono::microseconds busy_poll{0};  // longest spin of an I/O thread; 0 = never (the
-                                           // daemon passes --busy-poll, default 100)
+  std::chrono::microseconds busy_poll = busy_poll_default;  // longest spin of an I/O thread; 0 = never
 };
 
 class Server {
