@@ -1,6 +1,8 @@
 #include "net/connection_session.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -31,7 +33,12 @@ ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Strea
   plugin_state_.readonly = config.catalog != nullptr && config.catalog->read_only;
 }
 
-ConnectionSession::~ConnectionSession() = default;
+ConnectionSession::~ConnectionSession() {
+  // Finished gave every loan back (the plugin may be unloaded since); a session that never
+  // finished (the server torn down mid-run) gives back what it still holds.
+  if (finished_) NBDD_ASSERT(loans_held_ == 0);
+  else give_back_all();
+}
 
 void ConnectionSession::start() {
   asio::post(strand_, [self = shared_from_this()] {
@@ -86,13 +93,15 @@ void ConnectionSession::drain_actions() {
 void ConnectionSession::execute(core::Action& action) {
   std::visit(Overloaded{
                  [&](core::action::Send& send) {
-                   if (!stream_closed_) unsent_.push_back(send);
+                   if (stream_closed_) return;
+                   SlotLoan* loan = loans_held_ > 0 && !send.payload.empty() ? claim_loan(send.payload) : nullptr;
+                   unsent_.push_back(QueuedSend{send, loan});
                  },
                  [&](core::action::CallPlugin& call) { do_call(call); },
                  [&](core::action::Close& close) {
                    close_mode_ = close.mode;
                    if (close.mode == core::CloseMode::abort) {
-                     unsent_.clear();  // dropped: a forced close sends nothing more
+                     drop_unsent();  // a forced close sends nothing more
                      do_close();
                    }
                  },
@@ -102,6 +111,7 @@ void ConnectionSession::execute(core::Action& action) {
                    ++timer_generation_;
                    timer_.cancel();
                    if (!stream_closed_) do_close();
+                   give_back_all();  // before on_finished: the plugin may be unloaded after it
                    if (log::verbose())
                      log("end", std::string("reason=") + core::to_string(conn_.stats().end_reason) +
                                     " requests=" + std::to_string(conn_.stats().requests));
@@ -147,10 +157,14 @@ void ConnectionSession::on_read(const boost::system::error_code& ec, std::size_t
 void ConnectionSession::do_write() {
   gather_.clear();
   std::size_t sends = 0;
-  for (const auto& send : unsent_) {
+  for (const auto& [send, loan] : unsent_) {
     if (sends == sends_per_write_max) break;
     if (!send.header.empty()) gather_.emplace_back(send.header.data(), send.header.size());
-    if (!send.payload.empty()) gather_.emplace_back(send.payload.data(), send.payload.size());
+    if (loan) {
+      for (const auto& piece : loan->loan.pieces()) gather_.emplace_back(piece.data, piece.size);
+    } else if (!send.payload.empty()) {
+      gather_.emplace_back(send.payload.data(), send.payload.size());
+    }
     ++sends;
   }
   writing_ = true;
@@ -162,7 +176,7 @@ void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_
   writing_ = false;
   if (finished_ || stream_closed_) return;  // aborted: these Sends were dropped
   if (ec) {
-    unsent_.clear();
+    drop_unsent();
     if (!send_failed_) {
       send_failed_ = true;  // also after PeerClosed: the core still waits for these Sends
       feed(core::input::SendFailed{});
@@ -170,13 +184,17 @@ void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_
     return;
   }
   // Pop first: feeding may emit new Sends, which queue behind the remaining ones.
-  for (std::size_t i = 0; i < sends; ++i) unsent_.pop_front();
+  for (std::size_t i = 0; i < sends; ++i) {
+    if (SlotLoan* loan = unsent_.front().loan) give_back(*loan);
+    unsent_.pop_front();
+  }
   for (std::size_t i = 0; i < sends; ++i) feed_one(core::input::SendDone{});
   kick();
 }
 
-int ConnectionSession::run_call(const core::PluginCall& call) {
-  const int err = context_.host.run(plugin_state_, call);
+int ConnectionSession::run_call(const core::PluginCall& call) { return logged(context_.host.run(plugin_state_, call)); }
+
+int ConnectionSession::logged(int err) {
   if (err == 0) return 0;
   // As nbdkit: a message the plugin attached is an error line, a bare errno a debug line.
   const std::string& message = plugin::PluginHost::last_error();
@@ -195,11 +213,64 @@ bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call) 
 
 void ConnectionSession::do_call(const core::action::CallPlugin& call) {
   if (runs_inline(context_.inline_data_calls, call)) {
-    inline_done_.push_back({call.slot, run_call(call.call)});
+    const bool lend = context_.lend_reads && call.call.kind == core::CallKind::pread &&
+                      call.call.count >= loan_bytes_min && !stream_closed_;
+    inline_done_.push_back({call.slot, lend ? run_lent_read(call) : run_call(call.call)});
     return;
   }
   context_.workers->submit(
       [self = shared_from_this(), call] { self->on_worker_done(call.slot, self->run_call(call.call)); });
+}
+
+int ConnectionSession::run_lent_read(const core::action::CallPlugin& call) {
+  const auto index = static_cast<std::size_t>(call.slot);
+  if (index >= loans_.size()) loans_.resize(index + 1);
+  if (!loans_[index]) loans_[index] = std::make_unique<SlotLoan>();  // once per slot
+  SlotLoan& held = *loans_[index];
+  give_back(held);  // a loan whose reply was never sent (the slot was freed unanswered)
+  const int err = context_.host.lend(plugin_state_, call.call, held.loan);
+  if (err == ENOTSUP) return run_call(call.call);
+  if (err != 0) return logged(err);
+  held.buffer = call.call.buffer.first(static_cast<std::size_t>(call.call.count));
+  ++loans_held_;
+  return 0;
+}
+
+// The loan behind a Send's payload. The core sends a read's whole buffer as one payload;
+// should it ever send part of one, the loan is copied into the buffer and given back, so
+// the bytes on the wire are right either way.
+ConnectionSession::SlotLoan* ConnectionSession::claim_loan(std::span<const std::byte> payload) {
+  for (auto& held : loans_) {
+    if (!held || held->loan.empty()) continue;
+    const std::byte* begin = held->buffer.data();
+    const std::byte* end = begin + held->buffer.size();
+    if (payload.data() >= end || payload.data() + payload.size() <= begin) continue;
+    if (payload.data() == begin && payload.size() == held->buffer.size()) return held.get();
+    std::byte* out = held->buffer.data();
+    for (const auto& piece : held->loan.pieces()) out = std::copy_n(piece.data, piece.size, out);
+    give_back(*held);
+    return nullptr;
+  }
+  return nullptr;
+}
+
+void ConnectionSession::give_back(SlotLoan& held) {
+  if (held.loan.empty()) return;
+  context_.host.return_loan(held.loan);
+  --loans_held_;
+}
+
+// Safe once nothing is being written: after a write completes, or once the stream is
+// closed (closing a socket waits out a send in progress on another thread).
+void ConnectionSession::give_back_all() {
+  for (auto& held : loans_)
+    if (held) give_back(*held);
+}
+
+void ConnectionSession::drop_unsent() {
+  for (auto& queued : unsent_)
+    if (queued.loan) give_back(*queued.loan);
+  unsent_.clear();
 }
 
 void ConnectionSession::on_worker_done(core::SlotId slot, int err) {
@@ -227,6 +298,7 @@ void ConnectionSession::do_close() {
   stream_closed_ = true;
   if (close_mode_ == core::CloseMode::flush_then_close) stream_->shutdown_and_close();
   else stream_->close();
+  give_back_all();  // nothing can send them now
 }
 
 void ConnectionSession::arm_timer() {

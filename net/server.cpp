@@ -42,8 +42,10 @@ void Server::set_plugin(plugin::PluginHost& host, core::ExportCatalog catalog, c
   host_ = &host;
   catalog_ = std::move(catalog);
   thread_model_ = model;
-  context_ = std::make_unique<SessionContext>(SessionContext{
-      nullptr, host, [this](core::ConnectionId id) { on_session_finished(id); }, host.plugin().nonblocking()});
+  const bool nonblocking = host.plugin().nonblocking();
+  context_ = std::make_unique<SessionContext>(
+      SessionContext{nullptr, host, [this](core::ConnectionId id) { on_session_finished(id); }, nonblocking,
+                     nonblocking && host.lends_reads()});
 }
 
 std::string Server::listen_tcp(const std::string& host, const std::string& port) {

@@ -40,6 +40,39 @@ int PluginHost::run(ConnectionPluginState& conn, const core::PluginCall& call) {
   }
 }
 
+int PluginHost::lend(ConnectionPluginState& conn, const core::PluginCall& call, ReadLoan& loan) {
+  detail::thread_error().clear();
+  loan.clear();
+  if (unloaded_flag_.load(std::memory_order_acquire)) {
+    debug("plugin call after unload refused");
+    return EIO;
+  }
+  if (call.kind != core::CallKind::pread || !conn.handle) {
+    debug("lend for a call that is not a pread on an open connection");
+    return EIO;
+  }
+  detail::ScopedCallContext context(this, conn.id, true);
+  const int r = detail::sanitize_errno(plugin_->pread_lend(*conn.handle, call.count, call.offset, 0, loan));
+  bool sound = loan.bytes() == call.count;
+  for (const ReadLoan::Piece& piece : loan.pieces()) sound = sound && piece.data != nullptr && piece.size > 0;
+  if (r == 0 && sound) return 0;
+  // A plugin that fails but keeps pieces, or lends the wrong bytes, has a bug: take back
+  // what it lent, and fail the read rather than send the client something else.
+  if (!loan.empty()) return_loan(loan);
+  if (r != 0 && !is_enotsup(r)) return r;
+  if (r == 0) {
+    error("pread_lend: the pieces do not cover the request");
+    return EIO;
+  }
+  return ENOTSUP;
+}
+
+void PluginHost::return_loan(ReadLoan& loan) {
+  if (loan.empty()) return;
+  plugin_->return_loan(loan);
+  loan.clear();
+}
+
 int PluginHost::preconnect(core::ConnectionId id, bool readonly) {
   detail::thread_error().clear();
   if (unloaded_flag_.load(std::memory_order_acquire)) return EIO;

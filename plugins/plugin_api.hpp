@@ -18,6 +18,7 @@
 // Threads: declare thread_model(); nbdd never calls the plugin more concurrently than
 // the model allows. Callbacks run on worker threads, never on the I/O threads.
 #pragma once
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -33,7 +34,7 @@
 namespace nbdd::plugin {
 
 // Bump when this header changes incompatibly; loadable plugins are refused otherwise.
-inline constexpr int api_version = 1;
+inline constexpr int api_version = 2;  // 2: pread_lend/return_loan
 
 using ThreadModel = core::ThreadModel;
 namespace flag = core::call_flag;  // fua, may_trim, fast_zero, req_one
@@ -83,6 +84,39 @@ class ExtentSink {
  public:
   virtual ~ExtentSink() = default;
   virtual bool add(std::uint64_t offset, std::uint64_t length, std::uint32_t type) = 0;
+};
+
+// The bytes of one read, lent by the plugin from where they already are (its own pages)
+// instead of being copied into nbdd's buffer: nbdd hands the pieces straight to the
+// socket (a gather write), so the payload is copied once, by the kernel. See pread_lend().
+class ReadLoan {
+ public:
+  struct Piece {
+    const std::byte* data;
+    std::size_t size;
+    void* token;  // the plugin's own, for return_loan() (e.g. the page to unreference)
+  };
+  // Enough for a 4 MiB read in 64 KiB pieces that does not start on a piece boundary.
+  static constexpr std::size_t pieces_max = 72;
+
+  // Appends a piece; false (and nothing appended) when pieces_max are already there.
+  bool add(const std::byte* data, std::size_t size, void* token) {
+    if (count_ == pieces_max) return false;
+    pieces_[count_++] = Piece{data, size, token};
+    return true;
+  }
+  std::span<const Piece> pieces() const { return {pieces_.data(), count_}; }
+  std::uint64_t bytes() const {
+    std::uint64_t total = 0;
+    for (const Piece& p : pieces()) total += p.size;
+    return total;
+  }
+  bool empty() const { return count_ == 0; }
+  void clear() { count_ = 0; }
+
+ private:
+  std::array<Piece, pieces_max> pieces_;
+  std::size_t count_ = 0;
 };
 
 class Plugin {
@@ -178,6 +212,24 @@ class Plugin {
     return 0;
   }
 
+  // Zero-copy reads (optional; declare with has_pread_lend()). Instead of copying into a
+  // buffer, append pieces to `loan` that cover exactly [offset, offset+count) in order, and
+  // keep each piece's bytes alive and in place until return_loan() gives it back. Return 0,
+  // or an errno with `loan` left empty: ENOTSUP (e.g. more than ReadLoan::pieces_max pieces
+  // needed) makes nbdd fall back to pread() for this request, anything else fails it.
+  // nbdd asks only nonblocking() plugins, for reads of at least 32 KiB.
+  // A write to lent bytes before they are sent may show in the reply, as it may when a read
+  // and an overlapping write are in flight together (NBD promises no order between them).
+  virtual int pread_lend(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+                         ReadLoan& loan) {
+    (void)h, (void)count, (void)offset, (void)flags, (void)loan;
+    return ENOTSUP;
+  }
+  // Gives back every piece of one successful pread_lend(). Called exactly once for each, on
+  // any thread, concurrently with any other callback, possibly after close() of the
+  // connection that took it but always before unload(). Must not block or fail.
+  virtual void return_loan(const ReadLoan& loan) { (void)loan; }
+
   // Which optional data callbacks this plugin implements (nbdkit infers it from which
   // function pointers are set; C++ cannot see overrides, so say it here).
   virtual bool has_pwrite() const { return false; }
@@ -186,6 +238,7 @@ class Plugin {
   virtual bool has_zero() const { return false; }
   virtual bool has_extents() const { return false; }
   virtual bool has_cache() const { return false; }
+  virtual bool has_pread_lend() const { return false; }
 
  protected:
   Host& host() const { return *host_; }

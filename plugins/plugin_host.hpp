@@ -61,6 +61,15 @@ class PluginHost final : public Host {
   // "current connection" so the plugin's disconnect() reaches the right connection.
   int run(ConnectionPluginState& conn, const core::PluginCall& call);
 
+  // Zero-copy read (the plugin's pread_lend): fills `loan` with pieces covering exactly
+  // [call.offset, call.offset+call.count). Returns 0 (give the loan back with
+  // return_loan() once its bytes are sent), ENOTSUP (nothing lent: run() the pread
+  // instead) or another errno (the read failed). Only for a pread call.
+  int lend(ConnectionPluginState& conn, const core::PluginCall& call, ReadLoan& loan);
+  // Any thread, before unload(). Empties `loan`.
+  void return_loan(ReadLoan& loan);
+  bool lends_reads() const { return plugin_->has_pread_lend(); }
+
   // Host interface for the plugin.
   void shutdown() override;
   void disconnect(bool force) override;

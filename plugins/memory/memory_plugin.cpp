@@ -43,6 +43,11 @@ int MemoryPlugin::pread(Handle&, std::span<std::byte> buf, std::uint64_t offset,
   return 0;
 }
 
+int MemoryPlugin::pread_lend(Handle&, std::uint64_t count, std::uint64_t offset, std::uint32_t, ReadLoan& loan) {
+  if (!in_range(count, offset)) return EINVAL;
+  return store_->lend(count, offset, loan) ? 0 : ENOTSUP;
+}
+
 int MemoryPlugin::pwrite(Handle&, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t) {
   if (!in_range(buf.size(), offset)) return EINVAL;
   return store_->write(buf, offset);

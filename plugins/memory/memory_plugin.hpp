@@ -1,5 +1,6 @@
 // `memory size=N`: a sparse RAM disk (nbdkit-memory-plugin's arguments). What the
-// benchmarks measure, so the data path is SparseStore's lock-striped copy and nothing else.
+// benchmarks measure, so the data path is SparseStore's lock-striped copy and nothing else;
+// reads of 32 KiB and more are lent from the pages themselves (pread_lend).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,6 +35,9 @@ class MemoryPlugin final : public Plugin {
   int can_extents(Handle&) override { return 1; }
 
   int pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
+  int pread_lend(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+                 ReadLoan& loan) override;
+  void return_loan(const ReadLoan& loan) override { SparseStore::give_back(loan); }
   int pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags) override;
   int flush(Handle&, std::uint32_t) override { return 0; }
   int trim(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override;
@@ -48,6 +52,7 @@ class MemoryPlugin final : public Plugin {
   bool has_zero() const override { return true; }
   bool has_extents() const override { return true; }
   bool has_cache() const override { return true; }
+  bool has_pread_lend() const override { return true; }
 
   // Pages holding data now (for tests and --verbose statistics).
   std::uint64_t allocated_bytes() const { return store_ ? store_->allocated_pages() * SparseStore::page_bytes : 0; }

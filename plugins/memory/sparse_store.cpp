@@ -3,6 +3,7 @@
 #include "plugins/memory/cold_copy.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -40,7 +41,8 @@ SparseStore::~SparseStore() {
     for (auto& leaf_slot : node->leaves) {
       Leaf* leaf = leaf_slot.load(std::memory_order_relaxed);
       if (!leaf) continue;
-      for (auto& page : leaf->pages) delete page.load(std::memory_order_relaxed);
+      for (auto& slot : leaf->pages)
+        if (Page* page = slot.load(std::memory_order_relaxed)) unref(page);  // loans are back by now
       delete leaf;
     }
     delete node;
@@ -93,6 +95,42 @@ void SparseStore::read(std::span<std::byte> out, std::uint64_t offset) const {
     }
     dst += n;
   });
+}
+
+namespace {
+// What lent holes point at. Never written, so every thread shares it.
+const std::array<std::byte, SparseStore::page_bytes> zero_page{};
+}  // namespace
+
+bool SparseStore::lend(std::uint64_t count, std::uint64_t offset, ReadLoan& loan) const {
+  if (count == 0) return true;
+  const std::uint64_t pieces = ((offset + count - 1) >> page_shift) - (offset >> page_shift) + 1;
+  if (pieces > ReadLoan::pieces_max - loan.pieces().size()) return false;
+  for_each_page_piece(count, offset, [&](std::uint64_t index, std::size_t in_page, std::size_t n) {
+    const Leaf* leaf = find_leaf(index);
+    const auto* slot = leaf ? &leaf->pages[index & (table_entries - 1)] : nullptr;
+    Page* page = nullptr;
+    if (slot && slot->load(std::memory_order_acquire)) {
+      // The reference is taken under the stripe lock, so zero() cannot drop the page
+      // between our load and our increment.
+      std::lock_guard lock(stripe(index));
+      page = slot->load(std::memory_order_relaxed);
+      if (page) page->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (page) loan.add(page->data + in_page, n, page);
+    else loan.add(zero_page.data(), n, nullptr);
+  });
+  return true;
+}
+
+void SparseStore::give_back(const ReadLoan& loan) {
+  for (const ReadLoan::Piece& piece : loan.pieces())
+    if (piece.token) unref(static_cast<Page*>(piece.token));
+}
+
+void SparseStore::unref(Page* page) {
+  // acq_rel: every use of the page by other holders happens before the delete.
+  if (page->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete page;
 }
 
 int SparseStore::write(std::span<const std::byte> data, std::uint64_t offset) {
@@ -168,7 +206,7 @@ void SparseStore::zero(std::uint64_t count, std::uint64_t offset) {
       }
     }
     if (released) {  // freed outside the lock: other pages of the stripe need not wait
-      delete released;
+      unref(released);  // a lent page lives on until its last loan comes back
       allocated_pages_.fetch_sub(1, std::memory_order_relaxed);
     }
   });

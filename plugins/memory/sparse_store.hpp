@@ -10,6 +10,10 @@
 // rarely contend, and a page is never freed while someone copies it. No heap allocation
 // on the read/write path except the first write to a page, and that allocation (with its
 // page faults) happens outside any lock.
+//
+// Lending (zero-copy reads): lend() hands out pointers into the pages themselves. Each page
+// counts its references (one for the table, one per outstanding loan), so a zero/trim that
+// drops a lent page from the table frees it only when the last loan comes back.
 #pragma once
 #include <array>
 #include <atomic>
@@ -36,6 +40,12 @@ class SparseStore {
   std::uint64_t size() const { return size_bytes_; }
   // Callers keep [offset, offset+len) inside size().
   void read(std::span<std::byte> out, std::uint64_t offset) const;
+  // Fills `loan` with pieces covering [offset, offset+count): allocated pages are lent in
+  // place (referenced until give_back), holes point at a shared block of zeroes. false
+  // (loan untouched) when the range needs more than ReadLoan::pieces_max pieces.
+  bool lend(std::uint64_t count, std::uint64_t offset, ReadLoan& loan) const;
+  // Returns what lend() took. Any thread, lock-free unless it frees a dropped page.
+  static void give_back(const ReadLoan& loan);
   int write(std::span<const std::byte> data, std::uint64_t offset);  // 0 or ENOMEM
   // Whole pages in the range are released, partial ones zeroed in place.
   void zero(std::uint64_t count, std::uint64_t offset);
@@ -52,8 +62,10 @@ class SparseStore {
   static constexpr std::size_t stripe_count = std::size_t{1} << stripe_bits;
 
   struct Page {
-    std::byte data[page_bytes];
+    std::atomic<std::uint32_t> refs{1};  // the table's reference, plus one per loan
+    alignas(64) std::byte data[page_bytes];
   };
+  static void unref(Page* page);
   struct Leaf {  // 4096 pages = 256 MiB
     std::array<std::atomic<Page*>, table_entries> pages{};
   };

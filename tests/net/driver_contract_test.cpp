@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -29,8 +30,11 @@ constexpr std::uint64_t graceful_offset = disk_bytes - 8192;  // pread here: dis
 
 class TestPlugin final : public plugin::Plugin {
  public:
+  // Set before start: nonblocking (data calls on the I/O thread) and lending its reads.
+  bool lending = false;
   std::atomic<int> read_delay_ms{0};
   std::atomic<int> opens{0}, closes{0}, unloads{0}, reads_started{0};
+  std::atomic<int> loans_taken{0}, loans_out{0}, loans_out_at_unload{-1};
 
   std::string_view name() const override { return "contract"; }
   int open(bool, std::string_view, std::unique_ptr<plugin::Handle>& out) override {
@@ -39,7 +43,28 @@ class TestPlugin final : public plugin::Plugin {
     return 0;
   }
   void close(plugin::Handle&) override { ++closes; }
-  void unload() override { ++unloads; }
+  void unload() override {
+    ++unloads;
+    loans_out_at_unload = loans_out.load();
+  }
+  bool nonblocking() const override { return lending; }
+  bool has_pread_lend() const override { return lending; }
+  // Lends the disk's own bytes in 64 KiB pieces; they never move, so nothing to pin.
+  int pread_lend(plugin::Handle&, std::uint64_t count, std::uint64_t offset, std::uint32_t,
+                 plugin::ReadLoan& loan) override {
+    ++reads_started;
+    if (offset == force_offset) host().disconnect(true);
+    if (offset == graceful_offset) host().disconnect(false);
+    for (std::uint64_t done = 0; done < count;) {
+      const std::uint64_t n = std::min<std::uint64_t>(count - done, 64 * 1024);
+      if (!loan.add(disk_.data() + offset + done, n, nullptr)) return ENOTSUP;  // the host takes them back
+      done += n;
+    }
+    ++loans_taken;
+    ++loans_out;
+    return 0;
+  }
+  void return_loan(const plugin::ReadLoan&) override { --loans_out; }
   int get_size(plugin::Handle&, std::uint64_t& size) override {
     size = disk_bytes;
     return 0;
@@ -69,7 +94,7 @@ class TestPlugin final : public plugin::Plugin {
 
 class DriverContract : public ::testing::Test {
  protected:
-  void start(ServerConfig config = {}) {
+  void start(ServerConfig config = {}, bool lending = false) {
     char templ[] = "/tmp/nbdd-net-test-XXXXXX";
     ASSERT_NE(::mkdtemp(templ), nullptr);
     dir_ = templ;
@@ -77,6 +102,7 @@ class DriverContract : public ::testing::Test {
     config.worker_threads = 4;
     server_ = std::make_unique<Server>(config);
     auto p = std::make_unique<TestPlugin>();
+    p->lending = lending;
     plugin_ = p.get();
     host_ = std::make_unique<plugin::PluginHost>(std::move(p), server_->hooks());
     ASSERT_EQ(host_->start({}), "");
@@ -182,6 +208,53 @@ TEST_F(DriverContract, HundredPipelinedRequestsAllAnswered) {
     seen.insert(r->cookie);
   }
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(n));
+}
+
+// Reads of 32 KiB and more from a lending plugin go out from the plugin's own bytes.
+TEST_F(DriverContract, LentReadsArriveIntactAndEveryLoanComesBack) {
+  start({}, true);
+  RawClient c = connect_ready();
+  const auto data = pattern(disk_bytes, 5);
+  ASSERT_TRUE(c.send_request(nbdc::cmd_write, 1, 0, disk_bytes, data));
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->error, 0u);
+  struct Read { std::uint64_t offset, length; };
+  const std::vector<Read> reads = {{0, disk_bytes}, {4099, 100000}, {3 * 65536 + 1, 40000}, {12345, 4096}};
+  for (std::size_t i = 0; i < reads.size(); ++i)
+    ASSERT_TRUE(c.send_request(nbdc::cmd_read, 10 + i, reads[i].offset, reads[i].length));
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    r = c.read_reply();
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->error, 0u);
+    const Read& rd = reads.at(r->cookie - 10);
+    std::vector<std::uint8_t> back(rd.length);
+    ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+    EXPECT_TRUE(std::equal(back.begin(), back.end(), data.begin() + rd.offset)) << "read at " << rd.offset;
+  }
+  EXPECT_EQ(plugin_->loans_taken.load(), 3);  // the 4 KiB read was copied
+  EXPECT_TRUE(eventually([&] { return plugin_->loans_out.load() == 0; }));
+  server_->request_shutdown();
+  ASSERT_TRUE(stopped_within(5s));
+  EXPECT_EQ(result_.get(), 0);
+  EXPECT_EQ(plugin_->loans_out_at_unload.load(), 0);
+}
+
+// A client that stops reading leaves replies queued with their loans; a forced end of the
+// connection drops them, and every loan is back before unload.
+TEST_F(DriverContract, ForcedEndGivesBackTheLoansOfUnsentReplies) {
+  start({}, true);
+  RawClient c = connect_ready();
+  constexpr int reads = 48;
+  for (int i = 0; i < reads; ++i) ASSERT_TRUE(c.send_request(nbdc::cmd_read, 100 + i, 0, disk_bytes));
+  ASSERT_TRUE(eventually([&] { return plugin_->loans_taken.load() == reads; }));
+  EXPECT_GT(plugin_->loans_out.load(), 0);  // most replies wait behind the full socket
+  server_->request_shutdown();
+  server_->request_shutdown();  // forced: nothing more is sent
+  ASSERT_TRUE(stopped_within(5s));
+  EXPECT_EQ(result_.get(), 0);
+  EXPECT_EQ(plugin_->loans_out_at_unload.load(), 0);
+  EXPECT_EQ(plugin_->loans_out.load(), 0);
 }
 
 TEST_F(DriverContract, ShutdownLetsInFlightReadFinishAndRefusesNewOnes) {

@@ -52,6 +52,21 @@ class HostHarness {
     call.buffer = buf;
     return host->run(c, call);
   }
+  // A pread answered by a loan (PluginHost::lend); `buf` is what the driver would otherwise fill.
+  int lend(ConnectionPluginState& c, std::span<std::byte> buf, std::uint64_t offset, plugin::ReadLoan& loan) {
+    core::PluginCall call;
+    call.kind = core::CallKind::pread;
+    call.offset = offset;
+    call.count = buf.size();
+    call.buffer = buf;
+    return host->lend(c, call, loan);
+  }
+  // The bytes a loan lends, in order.
+  static std::vector<std::byte> flatten(const plugin::ReadLoan& loan) {
+    std::vector<std::byte> out;
+    for (const auto& piece : loan.pieces()) out.insert(out.end(), piece.data, piece.data + piece.size);
+    return out;
+  }
   int pwrite(ConnectionPluginState& c, std::span<const std::byte> buf, std::uint64_t offset, std::uint32_t flags = 0) {
     core::PluginCall call;
     call.kind = core::CallKind::pwrite;

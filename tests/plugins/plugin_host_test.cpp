@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "tests/plugins/host_harness.hpp"
@@ -348,6 +349,87 @@ TEST_F(HostTest, NoCallReachesThePluginAfterUnload) {
   EXPECT_EQ(rec->closes.load(), 0);
   EXPECT_EQ(rec->opens.load(), 1);
   EXPECT_TRUE(h->debug_contains("after unload"));
+}
+
+// A lent block of bytes for the lending tests: 64 KiB of 0x42.
+const std::vector<std::byte> lent_block(64 * 1024, std::byte{0x42});
+
+TEST_F(HostTest, LendIsNotSupportedUnlessThePluginLends) {
+  ConnectionPluginState c;
+  start_and_open(c);
+  EXPECT_FALSE(h->host->lends_reads());
+  std::vector<std::byte> buf(4096);
+  plugin::ReadLoan loan;
+  EXPECT_EQ(h->lend(c, buf, 0, loan), ENOTSUP);
+  EXPECT_TRUE(loan.empty());
+  EXPECT_EQ(rec->loans_returned.load(), 0);
+}
+
+TEST_F(HostTest, LendPassesThePiecesThatCoverTheRequest) {
+  rec->lend_fn = [](std::uint64_t count, plugin::ReadLoan& loan) {
+    loan.add(lent_block.data(), count / 2, nullptr);
+    loan.add(lent_block.data(), count - count / 2, nullptr);
+    return 0;
+  };
+  ConnectionPluginState c;
+  start_and_open(c);
+  EXPECT_TRUE(h->host->lends_reads());
+  std::vector<std::byte> buf(1001);
+  plugin::ReadLoan loan;
+  ASSERT_EQ(h->lend(c, buf, 0, loan), 0);
+  EXPECT_EQ(HostHarness::flatten(loan), std::vector<std::byte>(1001, std::byte{0x42}));
+  h->host->return_loan(loan);
+  EXPECT_EQ(rec->loans_returned.load(), 1);
+  h->host->return_loan(loan);  // already empty: the plugin is not asked twice
+  EXPECT_EQ(rec->loans_returned.load(), 1);
+}
+
+TEST_F(HostTest, LendWithPiecesThatDoNotCoverTheRequestFailsEioAndTakesThemBack) {
+  rec->lend_fn = [](std::uint64_t count, plugin::ReadLoan& loan) {
+    loan.add(lent_block.data(), count - 1, nullptr);  // one byte short
+    return 0;
+  };
+  ConnectionPluginState c;
+  start_and_open(c);
+  std::vector<std::byte> buf(4096);
+  plugin::ReadLoan loan;
+  EXPECT_EQ(h->lend(c, buf, 0, loan), EIO);
+  EXPECT_TRUE(loan.empty());
+  EXPECT_EQ(rec->loans_returned.load(), 1);
+  EXPECT_NE(plugin::PluginHost::last_error().find("do not cover"), std::string::npos);
+}
+
+TEST_F(HostTest, LendThatFailsButKeepsPiecesHasThemTakenBack) {
+  int answer = EIO;
+  rec->lend_fn = [&answer](std::uint64_t count, plugin::ReadLoan& loan) {
+    loan.add(lent_block.data(), count, nullptr);
+    return answer;
+  };
+  ConnectionPluginState c;
+  start_and_open(c);
+  std::vector<std::byte> buf(4096);
+  plugin::ReadLoan loan;
+  EXPECT_EQ(h->lend(c, buf, 0, loan), EIO);  // the plugin's error stands
+  answer = ENOTSUP;
+  EXPECT_EQ(h->lend(c, buf, 0, loan), ENOTSUP);  // the driver will pread instead
+  EXPECT_TRUE(loan.empty());
+  EXPECT_EQ(rec->loans_returned.load(), 2);
+}
+
+TEST_F(HostTest, LendAfterUnloadIsRefused) {
+  rec->lend_fn = [](std::uint64_t count, plugin::ReadLoan& loan) {
+    loan.add(lent_block.data(), count, nullptr);
+    return 0;
+  };
+  ConnectionPluginState c;
+  start_and_open(c);
+  h->host->unload();
+  std::vector<std::byte> buf(4096);
+  plugin::ReadLoan loan;
+  EXPECT_EQ(h->lend(c, buf, 0, loan), EIO);
+  EXPECT_TRUE(loan.empty());
+  const auto calls = rec->log();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "pread_lend"), 0);
 }
 
 TEST_F(HostTest, CatalogProbesEachExportAndClosesIt) {

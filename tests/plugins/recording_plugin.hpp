@@ -31,6 +31,8 @@ class RecordingPlugin final : public plugin::Plugin {
   bool extents_supported = false;
   std::function<void(plugin::ExtentSink&, std::uint64_t count, std::uint64_t offset)> extents_fn;
   int pread_result = 0;
+  // pread_lend: unset means the plugin does not lend; else it fills the loan and answers.
+  std::function<int(std::uint64_t count, plugin::ReadLoan& loan)> lend_fn;
   std::string disconnect_in;  // callback name ("open", "close", "pread") that calls disconnect
   bool disconnect_force = false;
   std::uint64_t size = 1 << 20;
@@ -43,6 +45,7 @@ class RecordingPlugin final : public plugin::Plugin {
   std::atomic<int> closes{0};
   std::atomic<int> flushes{0};
   std::atomic<int> preads{0};
+  std::atomic<int> loans_returned{0};
 
   std::vector<std::string> log() const {
     std::lock_guard lock(mutex_);
@@ -93,6 +96,12 @@ class RecordingPlugin final : public plugin::Plugin {
   int can_cache(plugin::Handle&) override { return cache_mode; }
   int can_extents(plugin::Handle&) override { return extents_supported ? 1 : 0; }
 
+  int pread_lend(plugin::Handle&, std::uint64_t count, std::uint64_t, std::uint32_t,
+                 plugin::ReadLoan& loan) override {
+    record("pread_lend");
+    return lend_fn ? lend_fn(count, loan) : ENOTSUP;
+  }
+  void return_loan(const plugin::ReadLoan&) override { ++loans_returned; }
   int pread(plugin::Handle&, std::span<std::byte> buf, std::uint64_t, std::uint32_t) override {
     preads.fetch_add(1);
     maybe_disconnect("pread");
@@ -136,6 +145,7 @@ class RecordingPlugin final : public plugin::Plugin {
   bool has_zero() const override { return native_zero; }
   bool has_extents() const override { return extents_supported; }
   bool has_cache() const override { return cache_mode != plugin::cache_none; }
+  bool has_pread_lend() const override { return static_cast<bool>(lend_fn); }
 
  private:
   void record(std::string line) {
