@@ -5,8 +5,10 @@
 // without that sleep. The window adapts as the guest kernel's haltpoll does: it grows while
 // sleeps turn out short (a longer spin would have caught them) and shrinks when they are
 // long, so a quiet or idle daemon stops spinning (docs/daemon.md, "Busy polling").
-// On by default (--busy-poll=100; 0 turns it off). A paired A/B in the bench found no
-// repeatable cost for pipelined clients and 1.5-3x the IOPS at depth 1 (docs/daemon.md).
+// On by default (--busy-poll=300; 0 turns it off). Paired A/Bs in the bench found no
+// repeatable cost for pipelined clients, 1.5-3x the IOPS at depth 1 against not spinning,
+// and 1.3-1.65x over TCP against a 100 us limit, whose window kept collapsing because a
+// depth-1 TCP client's next request often comes more than 100 us later (docs/daemon.md).
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <algorithm>
@@ -16,7 +18,7 @@ namespace nbdd::net {
 
 // The daemon's --busy-poll default, and ServerConfig's, so tests that start a Server run the
 // I/O threads as the daemon does.
-inline constexpr std::chrono::microseconds busy_poll_default{100};
+inline constexpr std::chrono::microseconds busy_poll_default{300};
 
 // The policy alone, without clocks or threads, so tests can drive it.
 class PollWindow {

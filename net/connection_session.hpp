@@ -31,9 +31,9 @@ struct SessionContext {
 
 // Inline preads of at least this size ask the plugin to lend its bytes (pread_lend) and
 // send them from where they are, so the payload is copied once (by the kernel) instead of
-// twice. Below it, the plugin's copy is cheaper than taking and returning references to
-// its pages; at 1 MiB over TCP the saved copy is about a third of the server's CPU
-// (bench/README.md, fix 10).
+// twice. At 1 MiB over TCP that saved a third of the server's CPU per GiB (bench/README.md,
+// fix 10). Small reads keep the copy: a few KiB cost well under a microsecond to copy, while
+// a loan takes a page reference under the store's lock and gives it back later.
 inline constexpr std::uint64_t loan_bytes_min = 32 * 1024;
 
 // A nonblocking plugin's pread or pwrite above this size still goes to the worker pool, so

@@ -229,7 +229,7 @@ Serve PLUGIN over NBD (options and meanings as nbdkit's).
       --handshake-timeout=DUR  close clients that do not finish the handshake (default 10s)
       --busy-poll=USEC    I/O threads spin up to USEC microseconds for the next request
                           before sleeping, adapting to the load: lower latency for
-                          one-at-a-time clients, for more CPU (default 100; 0 = never)
+                          one-at-a-time clients, for more CPU (default 300; 0 = never)
       --help              this text (with PLUGIN: also the plugin's parameters)
 
 Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.

@@ -24,7 +24,7 @@ TEST(Options, DefaultsMatchNbdkit) {
   EXPECT_EQ(r.options.grace_period, core::Duration::from_s(1));
   EXPECT_EQ(r.options.handshake_timeout, core::Duration::from_s(10));
   EXPECT_EQ(r.options.max_connections, 0u);
-  EXPECT_EQ(r.options.busy_poll_us, 100u);
+  EXPECT_EQ(r.options.busy_poll_us, 300u);
 }
 
 TEST(Options, ShortFlagsWithSeparateAndAttachedValues) {
