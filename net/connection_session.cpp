@@ -1,7 +1,6 @@
 #include "net/connection_session.hpp"
 
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -34,9 +33,10 @@ ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Strea
 }
 
 ConnectionSession::~ConnectionSession() {
-  // Finished gave every loan back (the plugin may be unloaded since); a session that never
-  // finished (the server torn down mid-run) gives back what it still holds.
-  if (finished_) NBDD_ASSERT(loans_held_ == 0);
+  // Loans live only while the stream is open (do_close gives them all back, and nothing is
+  // lent after), so a finished session holds none: the plugin may be unloaded by now. A
+  // session torn down with its stream open (the server destroyed mid-run) gives them back.
+  if (stream_closed_) NBDD_ASSERT(loans_held_ == 0);
   else give_back_all();
 }
 
@@ -110,8 +110,7 @@ void ConnectionSession::execute(core::Action& action) {
                    timer_at_.reset();
                    ++timer_generation_;
                    timer_.cancel();
-                   if (!stream_closed_) do_close();
-                   give_back_all();  // before on_finished: the plugin may be unloaded after it
+                   if (!stream_closed_) do_close();  // gives back every loan before on_finished
                    if (log::verbose())
                      log("end", std::string("reason=") + core::to_string(conn_.stats().end_reason) +
                                     " requests=" + std::to_string(conn_.stats().requests));
@@ -236,20 +235,17 @@ int ConnectionSession::run_lent_read(const core::action::CallPlugin& call) {
   return 0;
 }
 
-// The loan behind a Send's payload. The core sends a read's whole buffer as one payload;
-// should it ever send part of one, the loan is copied into the buffer and given back, so
-// the bytes on the wire are right either way.
+// The loan behind a Send's payload. The core sends a read's whole buffer as one payload
+// (reply_success in core/transmission.cpp); a payload covering only part of a lent buffer
+// would send bytes nobody wrote, so it is asserted against rather than handled.
 ConnectionSession::SlotLoan* ConnectionSession::claim_loan(std::span<const std::byte> payload) {
   for (auto& held : loans_) {
     if (!held || held->loan.empty()) continue;
     const std::byte* begin = held->buffer.data();
     const std::byte* end = begin + held->buffer.size();
     if (payload.data() >= end || payload.data() + payload.size() <= begin) continue;
-    if (payload.data() == begin && payload.size() == held->buffer.size()) return held.get();
-    std::byte* out = held->buffer.data();
-    for (const auto& piece : held->loan.pieces()) out = std::copy_n(piece.data, piece.size, out);
-    give_back(*held);
-    return nullptr;
+    NBDD_ASSERT(payload.data() == begin && payload.size() == held->buffer.size());
+    return held.get();
   }
   return nullptr;
 }
@@ -298,7 +294,7 @@ void ConnectionSession::do_close() {
   stream_closed_ = true;
   if (close_mode_ == core::CloseMode::flush_then_close) stream_->shutdown_and_close();
   else stream_->close();
-  give_back_all();  // nothing can send them now
+  give_back_all();  // nothing can send them now; Finished relies on this (on_finished may unload)
 }
 
 void ConnectionSession::arm_timer() {

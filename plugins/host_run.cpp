@@ -25,14 +25,17 @@ bool is_enotsup(int r) { return r == ENOTSUP || r == EOPNOTSUPP; }
 
 }  // namespace
 
-int PluginHost::run(ConnectionPluginState& conn, const core::PluginCall& call) {
+// A call after unload is a driver bug; refusing it keeps the plugin's promise that
+// nothing follows unload() (checked by tests, and by the simulator's invariants).
+bool PluginHost::refused_after_unload() {
   detail::thread_error().clear();
-  // A call after unload is a driver bug; refusing it keeps the plugin's promise that
-  // nothing follows unload() (checked by tests, and by the simulator's invariants).
-  if (unloaded_flag_.load(std::memory_order_acquire)) {
-    debug("plugin call after unload refused");
-    return EIO;
-  }
+  if (!unloaded_flag_.load(std::memory_order_acquire)) return false;
+  debug("plugin call after unload refused");
+  return true;
+}
+
+int PluginHost::run(ConnectionPluginState& conn, const core::PluginCall& call) {
+  if (refused_after_unload()) return EIO;
   switch (call.kind) {
     case core::CallKind::open: return run_open(conn, call);
     case core::CallKind::close: return run_close(conn);
@@ -41,12 +44,8 @@ int PluginHost::run(ConnectionPluginState& conn, const core::PluginCall& call) {
 }
 
 int PluginHost::lend(ConnectionPluginState& conn, const core::PluginCall& call, ReadLoan& loan) {
-  detail::thread_error().clear();
   loan.clear();
-  if (unloaded_flag_.load(std::memory_order_acquire)) {
-    debug("plugin call after unload refused");
-    return EIO;
-  }
+  if (refused_after_unload()) return EIO;
   if (call.kind != core::CallKind::pread || !conn.handle) {
     debug("lend for a call that is not a pread on an open connection");
     return EIO;
@@ -59,12 +58,11 @@ int PluginHost::lend(ConnectionPluginState& conn, const core::PluginCall& call, 
   // A plugin that fails but keeps pieces, or lends the wrong bytes, has a bug: take back
   // what it lent, and fail the read rather than send the client something else.
   if (!loan.empty()) return_loan(loan);
-  if (r != 0 && !is_enotsup(r)) return r;
   if (r == 0) {
     error("pread_lend: the pieces do not cover the request");
     return EIO;
   }
-  return ENOTSUP;
+  return is_enotsup(r) ? ENOTSUP : r;
 }
 
 void PluginHost::return_loan(ReadLoan& loan) {

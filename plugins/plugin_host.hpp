@@ -87,6 +87,7 @@ class PluginHost final : public Host {
   std::atomic<bool> loaded_{false};    // load() succeeded, so unload() is owed
   std::atomic<bool> unloaded_flag_{false};  // set before unload(): run() then refuses
 
+  bool refused_after_unload();  // clears the thread's error; true once unloaded
   int run_connected(ConnectionPluginState& conn, const core::PluginCall& call);
   int run_open(ConnectionPluginState& conn, const core::PluginCall& call);
   int run_close(ConnectionPluginState& conn);

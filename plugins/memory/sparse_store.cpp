@@ -78,21 +78,24 @@ SparseStore::Leaf* SparseStore::get_leaf(std::uint64_t page_index) {
   return get_or_create(node->leaves[(page_index >> table_shift) & (table_entries - 1)]);
 }
 
+template <typename Fn>
+void SparseStore::with_page(std::uint64_t page_index, Fn&& fn) const {
+  const Leaf* leaf = find_leaf(page_index);
+  const auto* slot = leaf ? &leaf->pages[page_index & (table_entries - 1)] : nullptr;
+  // Unwritten pages are seen without the lock: "not yet allocated" while a write races is
+  // a valid result of a concurrent read and write, and nothing is dereferenced.
+  if (!slot || !slot->load(std::memory_order_acquire)) return fn(static_cast<Page*>(nullptr));
+  std::lock_guard lock(stripe(page_index));
+  fn(slot->load(std::memory_order_relaxed));  // may have been freed since we looked
+}
+
 void SparseStore::read(std::span<std::byte> out, std::uint64_t offset) const {
   std::byte* dst = out.data();
   for_each_page_piece(out.size(), offset, [&](std::uint64_t index, std::size_t in_page, std::size_t n) {
-    const Leaf* leaf = find_leaf(index);
-    const auto* slot = leaf ? &leaf->pages[index & (table_entries - 1)] : nullptr;
-    // Unwritten pages are read without the lock: seeing "not yet allocated" while a write
-    // races is a valid result of concurrent read and write, and nothing is dereferenced.
-    if (!slot || !slot->load(std::memory_order_acquire)) {
-      std::memset(dst, 0, n);
-    } else {
-      std::lock_guard lock(stripe(index));
-      const Page* page = slot->load(std::memory_order_relaxed);  // may have been freed since
+    with_page(index, [&](const Page* page) {
       if (page) std::memcpy(dst, page->data + in_page, n);
       else std::memset(dst, 0, n);
-    }
+    });
     dst += n;
   });
 }
@@ -107,18 +110,16 @@ bool SparseStore::lend(std::uint64_t count, std::uint64_t offset, ReadLoan& loan
   const std::uint64_t pieces = ((offset + count - 1) >> page_shift) - (offset >> page_shift) + 1;
   if (pieces > ReadLoan::pieces_max - loan.pieces().size()) return false;
   for_each_page_piece(count, offset, [&](std::uint64_t index, std::size_t in_page, std::size_t n) {
-    const Leaf* leaf = find_leaf(index);
-    const auto* slot = leaf ? &leaf->pages[index & (table_entries - 1)] : nullptr;
-    Page* page = nullptr;
-    if (slot && slot->load(std::memory_order_acquire)) {
-      // The reference is taken under the stripe lock, so zero() cannot drop the page
-      // between our load and our increment.
-      std::lock_guard lock(stripe(index));
-      page = slot->load(std::memory_order_relaxed);
-      if (page) page->refs.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (page) loan.add(page->data + in_page, n, page);
-    else loan.add(zero_page.data(), n, nullptr);
+    // The reference is taken under the stripe lock, so zero() cannot drop the page
+    // between our load and our increment.
+    with_page(index, [&](Page* page) {
+      if (!page) {
+        loan.add(zero_page.data(), n, nullptr);
+        return;
+      }
+      page->refs.fetch_add(1, std::memory_order_relaxed);
+      loan.add(page->data + in_page, n, page);
+    });
   });
   return true;
 }

@@ -77,6 +77,9 @@ class SparseStore {
   };
 
   Leaf* find_leaf(std::uint64_t page_index) const;
+  // fn(page) with the page's stripe locked, or fn(nullptr) when the page is not allocated.
+  template <typename Fn>
+  void with_page(std::uint64_t page_index, Fn&& fn) const;
   Leaf* get_leaf(std::uint64_t page_index);  // creates tables; nullptr on ENOMEM
   // Fibonacci hashing: pages a power of two apart (e.g. two clients writing regions 1 GiB
   // apart in step) land on different stripes, which plain `index % 1024` would not do.
