@@ -5,6 +5,13 @@
 
 namespace nbdd::net {
 
+namespace {
+thread_local int bulk_waits = 0;
+}  // namespace
+
+void bulk_wait_begin() { ++bulk_waits; }
+void bulk_wait_end() { --bulk_waits; }
+
 void PollWindow::after_block(Nanoseconds slept) {
   if (max_ <= Nanoseconds::zero()) return;
   if (slept <= max_) {
@@ -32,7 +39,8 @@ void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds 
       continue;
     }
     if (ioc.stopped()) return;  // stop() was called, or no work is left
-    if (Clock::now() - last_work < window.current()) {
+    const bool bulk = bulk_waits > 0;
+    if (!bulk && Clock::now() - last_work < window.current()) {
       // On 2 CPUs the client may be waiting for this one: let it run rather than spin
       // against it (measured, 4 KiB depth-1 reads: 14.2k IOPS instead of 10.0k over TCP;
       // 13.1k against 13.8k on the Unix socket, within that run's noise).
@@ -42,7 +50,7 @@ void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds 
     const auto blocked_at = Clock::now();
     if (ioc.run_one() == 0) return;
     last_work = Clock::now();
-    window.after_block(last_work - blocked_at);
+    if (!bulk) window.after_block(last_work - blocked_at);  // a payload's pace says nothing of the client's
   }
 }
 

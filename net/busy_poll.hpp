@@ -41,6 +41,14 @@ class PollWindow {
   Nanoseconds current_{0};
 };
 
+// Sessions of the calling I/O thread that wait, with a receive low-water mark, for the rest
+// of a large write payload (ConnectionSession::do_read). While any does, the thread blocks
+// instead of spinning: the kernel wakes it once that much has arrived, and spinning between
+// the pieces of a payload only burns CPU. Each I/O thread runs one io_context, and a
+// session's handlers run on its thread, so a per-thread count is exact.
+void bulk_wait_begin();
+void bulk_wait_end();
+
 // Runs ioc until it stops or runs out of work, like ioc.run(), but polls for up to the
 // adaptive window (at most max_spin) after each handler before blocking.
 void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds max_spin);

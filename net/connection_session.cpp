@@ -1,12 +1,14 @@
 #include "net/connection_session.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "core/assert.hpp"
 #include "core/overloaded.hpp"
+#include "net/busy_poll.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "net/worker_pool.hpp"
@@ -136,6 +138,11 @@ void ConnectionSession::do_read() {
     fallback_.resize(fallback_bytes);
     read_target_ = fallback_;
   }
+  // The rest of a large write payload: wake once a good part of it is here (see
+  // bulk_receive_bytes). A mark of 1 is the kernel's default, for everything else.
+  const bool bulk = read_into_window_ && read_target_.size() >= bulk_receive_bytes;
+  bulk_wait_ = stream_->set_receive_low_water(bulk ? bulk_receive_bytes : 1) && bulk;
+  if (bulk_wait_) bulk_wait_begin();
   reading_ = true;
   stream_->async_read_some(read_target_, [self = shared_from_this()](const boost::system::error_code& ec,
                                                                      std::size_t n) { self->on_read(ec, n); });
@@ -143,6 +150,10 @@ void ConnectionSession::do_read() {
 
 void ConnectionSession::on_read(const boost::system::error_code& ec, std::size_t n) {
   reading_ = false;
+  if (bulk_wait_) {
+    bulk_wait_ = false;
+    bulk_wait_end();
+  }
   if (finished_ || stream_closed_) return;
   if (ec) {
     if (ec == asio::error::operation_aborted || peer_closed_) return;

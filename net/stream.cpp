@@ -14,6 +14,12 @@ namespace asio = boost::asio;
 
 namespace {
 
+bool is_tcp(GenericSocket& socket) {
+  boost::system::error_code ec;
+  const int family = socket.local_endpoint(ec).protocol().family();
+  return !ec && (family == AF_INET || family == AF_INET6);
+}
+
 // asio::transfer_all() caps every write_some at 64 KiB (detail::default_max_transfer_size),
 // so a 1 MiB READ reply took 16 sendmsg calls, each after an epoll wake-up. This condition
 // hands the kernel everything still unsent; it takes what the send buffer allows.
@@ -25,9 +31,18 @@ struct TransferAllAtOnce {
 
 class SocketStream final : public Stream {
  public:
-  explicit SocketStream(GenericSocket socket) : socket_(std::move(socket)) {}
+  explicit SocketStream(GenericSocket socket) : socket_(std::move(socket)), tcp_(is_tcp(socket_)) {}
   void async_read_some(std::span<std::byte> into, IoHandler handler) override {
     socket_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
+  }
+  bool set_receive_low_water(std::size_t bytes) override {
+    if (!tcp_) return false;
+    if (bytes == low_water_) return true;
+    boost::system::error_code ec;
+    socket_.set_option(asio::socket_base::receive_low_watermark(static_cast<int>(bytes)), ec);
+    if (ec) return false;  // readiness is then any byte, as before
+    low_water_ = bytes;
+    return true;
   }
   void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
     asio::async_write(socket_, buffers, TransferAllAtOnce{}, std::move(handler));
@@ -45,6 +60,8 @@ class SocketStream final : public Stream {
 
  private:
   GenericSocket socket_;
+  bool tcp_;
+  std::size_t low_water_ = 1;  // the kernel's default
 };
 
 using Descriptor = asio::posix::basic_stream_descriptor<Strand>;
@@ -90,8 +107,7 @@ void set_no_delay(GenericSocket& socket) {
   // many wake-ups (bench/README.md: context switches per 1 MiB read 15.7 -> 2.2). The
   // kernel caps it at net.core.wmem_max; failure is harmless.
   socket.set_option(asio::socket_base::send_buffer_size(4 * 1024 * 1024), ignored);
-  const int family = socket.local_endpoint(ignored).protocol().family();
-  if (ignored || (family != AF_INET && family != AF_INET6)) return;
+  if (!is_tcp(socket)) return;
   socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 }
 

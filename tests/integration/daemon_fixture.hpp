@@ -24,7 +24,10 @@
 #include <thread>
 #include <vector>
 
+#include "tests/net/raw_client.hpp"
+
 namespace nbdd::itest {
+using nbdd::testing::free_tcp_port;  // the daemon retries on a clash via Daemon::start_tcp
 using namespace std::chrono_literals;
 
 inline const char* nbdd_binary() { return NBDD_BINARY; }
@@ -54,19 +57,6 @@ inline void write_file(const std::string& path, const std::string& text, bool ex
     out << text;
   }
   if (executable) ::chmod(path.c_str(), 0755);
-}
-
-// A TCP port that was free a moment ago (the daemon retries on a clash via Daemon::start_tcp).
-inline std::uint16_t free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
 }
 
 inline bool can_connect_unix(const std::string& path) {

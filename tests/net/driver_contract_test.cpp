@@ -1,5 +1,5 @@
 // The driver contract (core/connection.hpp) as the daemon's net/ implements it, on a real
-// Unix socket with an in-process Server and a tiny raw client: handshake, gather writes,
+// Unix socket (and TCP where the transport matters) with an in-process Server and a tiny raw client: handshake, gather writes,
 // pipelining, plugin calls on workers, graceful shutdown with a read in flight, forced
 // disconnect, handshake timeout, garbage.
 #include <gtest/gtest.h>
@@ -94,7 +94,9 @@ class TestPlugin final : public plugin::Plugin {
 
 class DriverContract : public ::testing::Test {
  protected:
-  void start(ServerConfig config = {}, bool lending = false) {
+  // lending: the plugin is nonblocking (its data calls run on the I/O thread, as the memory
+  // plugin's do) and lends its reads. tcp: listen on 127.0.0.1 instead of a Unix socket.
+  void start(ServerConfig config = {}, bool lending = false, bool tcp = false) {
     char templ[] = "/tmp/nbdd-net-test-XXXXXX";
     ASSERT_NE(::mkdtemp(templ), nullptr);
     dir_ = templ;
@@ -109,7 +111,12 @@ class DriverContract : public ::testing::Test {
     core::ExportCatalog catalog;
     ASSERT_EQ(host_->build_catalog(false, catalog), "");
     server_->set_plugin(*host_, std::move(catalog), core::ThreadModel::parallel);
-    ASSERT_EQ(server_->listen_unix(socket_path_), "");
+    if (tcp) {
+      tcp_port_ = nbdd::testing::free_tcp_port();
+      ASSERT_EQ(server_->listen_tcp("127.0.0.1", std::to_string(tcp_port_)), "");
+    } else {
+      ASSERT_EQ(server_->listen_unix(socket_path_), "");
+    }
     result_ = std::async(std::launch::async, [this] { return server_->run(); });
   }
   // Waits for run() to return; false on timeout.
@@ -129,12 +136,13 @@ class DriverContract : public ::testing::Test {
   }
   RawClient connect_ready() {
     RawClient c;
-    EXPECT_TRUE(c.connect_unix(socket_path_));
+    EXPECT_TRUE(tcp_port_ != 0 ? c.connect_tcp(tcp_port_) : c.connect_unix(socket_path_));
     EXPECT_EQ(c.handshake(), disk_bytes);
     return c;
   }
 
   std::string dir_, socket_path_;
+  std::uint16_t tcp_port_ = 0;
   std::unique_ptr<Server> server_;
   std::unique_ptr<plugin::PluginHost> host_;
   TestPlugin* plugin_ = nullptr;
@@ -255,6 +263,61 @@ TEST_F(DriverContract, ForcedEndGivesBackTheLoansOfUnsentReplies) {
   EXPECT_EQ(result_.get(), 0);
   EXPECT_EQ(plugin_->loans_out_at_unload.load(), 0);
   EXPECT_EQ(plugin_->loans_out.load(), 0);
+}
+
+// Over TCP the rest of a large write payload is read with a receive low-water mark
+// (ConnectionSession::do_read). Payloads that arrive in uneven pieces with pauses, or whose
+// last byte comes alone and late, must still be read whole: a mark above what is still to
+// come would leave the connection waiting here until the reply's timeout.
+TEST_F(DriverContract, TcpWritePayloadsArrivingInPiecesAreReadWhole) {
+  start({}, true, true);
+  RawClient c = connect_ready();
+  std::vector<std::uint8_t> disk(disk_bytes);
+  auto write = [&](std::uint64_t cookie, std::uint64_t offset, std::size_t length, std::size_t piece,
+                   std::chrono::milliseconds pause) {
+    const auto data = pattern(length, static_cast<std::uint8_t>(cookie));
+    std::copy(data.begin(), data.end(), disk.begin() + static_cast<std::ptrdiff_t>(offset));
+    ASSERT_TRUE(c.send_request(nbdc::cmd_write, cookie, offset, static_cast<std::uint32_t>(length)));
+    for (std::size_t done = 0; done < length; done += piece) {
+      if (done > 0) std::this_thread::sleep_for(pause);
+      ASSERT_TRUE(c.write_all(data.data() + done, std::min(piece, length - done)));
+    }
+    const auto r = c.read_reply(5000);
+    ASSERT_TRUE(r) << "no reply to write " << cookie;
+    EXPECT_EQ(r->error, 0u);
+    EXPECT_EQ(r->cookie, cookie);
+  };
+  write(1, 0, disk_bytes, 70001, 2ms);             // many pieces, the last one short
+  write(2, 4096 * 7 + 3, 300000, 300000, 0ms);     // all at once
+  write(3, 99999, 200000, 199999, 30ms);           // the last byte alone, 30 ms later
+  write(4, disk_bytes - 131072, 131072, 1000, 0ms);  // just at the size that sets a mark
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 9, 0, disk_bytes));
+  const auto r = c.read_reply(5000);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->error, 0u);
+  std::vector<std::uint8_t> back(disk_bytes);
+  ASSERT_TRUE(c.read_exact(back.data(), back.size()));
+  EXPECT_TRUE(back == disk);
+}
+
+// A TCP client that hangs up in the middle of a large payload is noticed (the kernel reports
+// the end of the stream whatever the low-water mark), its connection is closed, and the
+// server goes on serving.
+TEST_F(DriverContract, TcpClientGoneMidPayloadEndsItsConnection) {
+  start({}, true, true);
+  {
+    RawClient c = connect_ready();
+    ASSERT_TRUE(c.send_request(nbdc::cmd_write, 1, 0, disk_bytes));
+    const auto part = pattern(300000, 1);
+    ASSERT_TRUE(c.write_all(part));
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(eventually([&] { return plugin_->closes.load() == 1; }));
+  RawClient d = connect_ready();
+  ASSERT_TRUE(d.send_request(nbdc::cmd_write, 2, 0, 262144, pattern(262144, 2)));
+  const auto r = d.read_reply(5000);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
 }
 
 TEST_F(DriverContract, ShutdownLetsInFlightReadFinishAndRefusesNewOnes) {

@@ -33,6 +33,19 @@ inline constexpr std::uint16_t cmd_read = 0, cmd_write = 1, cmd_disc = 2, cmd_fl
 inline constexpr std::uint32_t eshutdown = 108, einval = 22, eio = 5, eperm = 1, enospc = 28;
 }  // namespace nbdc
 
+// A TCP port on 127.0.0.1 that was free a moment ago (callers retry or accept the race).
+inline std::uint16_t free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
 class RawClient {
  public:
   RawClient() = default;
