@@ -41,7 +41,7 @@ inline constexpr std::uint64_t loan_bytes_min = 32 * 1024;
 // thread once that much has arrived instead of for every segment, and the thread blocks for
 // it instead of spinning (bulk_wait_begin). Never above what is still to come, or the read
 // would wait for bytes the client has no reason to send. At 1 MiB TCP writes this took the
-// server's CPU per GiB from 0.31-0.39 s to 0.20-0.27 s (bench/README.md, fix 12).
+// server's CPU per GiB from 0.31-0.39 s to 0.20-0.24 s (bench/README.md, fix 12).
 inline constexpr std::size_t bulk_receive_bytes = 128 * 1024;
 
 // A nonblocking plugin's pread or pwrite above this size still goes to the worker pool, so
