@@ -312,7 +312,10 @@ TEST_F(DriverContract, TcpClientGoneMidPayloadEndsItsConnection) {
     ASSERT_TRUE(c.write_all(part));
     std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(eventually([&] { return plugin_->closes.load() == 1; }));
+  // Every open has its close: the catalog's probe at start, and this connection's.
+  const int opened = plugin_->opens.load();
+  EXPECT_EQ(opened, 2);
+  EXPECT_TRUE(eventually([&] { return plugin_->closes.load() == opened; }));
   RawClient d = connect_ready();
   ASSERT_TRUE(d.send_request(nbdc::cmd_write, 2, 0, 262144, pattern(262144, 2)));
   const auto r = d.read_reply(5000);
