@@ -50,7 +50,8 @@ void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds 
     const auto blocked_at = Clock::now();
     if (ioc.run_one() == 0) return;
     last_work = Clock::now();
-    if (!bulk) window.after_block(last_work - blocked_at);  // a payload's pace says nothing of the client's
+    // A wait for the rest of a payload says nothing about when the client's next request comes.
+    if (!bulk) window.after_block(last_work - blocked_at);
   }
 }
 

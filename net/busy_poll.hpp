@@ -7,8 +7,9 @@
 // long, so a quiet or idle daemon stops spinning (docs/daemon.md, "Busy polling").
 // On by default (--busy-poll=300; 0 turns it off). Paired A/Bs in the bench found no
 // repeatable cost for pipelined clients, 1.5-3x the IOPS at depth 1 with a 100 us limit
-// against not spinning, and 1.31-1.65x over TCP with 300 us against 100 us, whose window kept collapsing because a
-// depth-1 TCP client's next request often comes more than 100 us later (docs/daemon.md).
+// against not spinning, and 1.31-1.65x over TCP with 300 us against 100 us: with 100 the
+// window kept collapsing, because a depth-1 TCP client's next request often comes more than
+// 100 us after the reply (docs/daemon.md).
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <algorithm>

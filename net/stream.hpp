@@ -25,7 +25,7 @@ class Stream {
   // Asks the kernel not to report the stream readable until `bytes` are queued (1 restores
   // the default). Returns whether readiness honours it: TCP does (SO_RCVLOWAT); Unix
   // sockets and pipes report any byte, so they return false and read as before.
-  virtual bool set_receive_low_water(std::size_t bytes) { (void)bytes; return false; }
+  virtual bool set_receive_low_water(std::size_t /*bytes*/) { return false; }
   // Writes every byte of every buffer (a gather write), then calls handler.
   virtual void async_write(const std::vector<boost::asio::const_buffer>& buffers, IoHandler handler) = 0;
   // Graceful end: shut down both directions, then close.

@@ -290,7 +290,7 @@ TEST_F(DriverContract, TcpWritePayloadsArrivingInPiecesAreReadWhole) {
   write(1, 0, disk_bytes, 70001, 2ms);             // many pieces, the last one short
   write(2, 4096 * 7 + 3, 300000, 300000, 0ms);     // all at once
   write(3, 99999, 200000, 199999, 30ms);           // the last byte alone, 30 ms later
-  write(4, disk_bytes - 131072, 131072, 1000, 0ms);  // just at the size that sets a mark
+  write(4, disk_bytes - 131072, 131072, 1000, 0ms);  // the smallest that may get a mark
   ASSERT_TRUE(c.send_request(nbdc::cmd_read, 9, 0, disk_bytes));
   const auto r = c.read_reply(5000);
   ASSERT_TRUE(r);
