@@ -6,11 +6,21 @@
 namespace nbdd::net {
 
 namespace {
-thread_local int bulk_waits = 0;
+thread_local int read_waits = 0;
+thread_local int bulk_read_waits = 0;
 }  // namespace
 
-void bulk_wait_begin() { ++bulk_waits; }
-void bulk_wait_end() { --bulk_waits; }
+void read_wait_begin(bool bulk) {
+  ++read_waits;
+  if (bulk) ++bulk_read_waits;
+}
+
+void read_wait_end(bool bulk) {
+  --read_waits;
+  if (bulk) --bulk_read_waits;
+}
+
+bool only_bulk_reads_waiting() { return bulk_read_waits > 0 && bulk_read_waits == read_waits; }
 
 void PollWindow::after_block(Nanoseconds slept) {
   if (max_ <= Nanoseconds::zero()) return;
@@ -39,7 +49,7 @@ void run_with_busy_poll(boost::asio::io_context& ioc, std::chrono::microseconds 
       continue;
     }
     if (ioc.stopped()) return;  // stop() was called, or no work is left
-    const bool bulk = bulk_waits > 0;
+    const bool bulk = only_bulk_reads_waiting();
     if (!bulk && Clock::now() - last_work < window.current()) {
       // On 2 CPUs the client may be waiting for this one: let it run rather than spin
       // against it (measured, 4 KiB depth-1 reads: 14.2k IOPS instead of 10.0k over TCP;

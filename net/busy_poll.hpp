@@ -42,13 +42,18 @@ class PollWindow {
   Nanoseconds current_{0};
 };
 
-// Sessions of the calling I/O thread that wait, with a receive low-water mark, for the rest
-// of a large write payload (ConnectionSession::do_read). While any does, the thread blocks
-// instead of spinning: the kernel wakes it once that much has arrived, and spinning between
-// the pieces of a payload only burns CPU. Each I/O thread runs one io_context, and a
-// session's handlers run on its thread, so a per-thread count is exact.
-void bulk_wait_begin();
-void bulk_wait_end();
+// Reads in progress on the calling I/O thread, each counted from ConnectionSession::do_read
+// to its on_read. A bulk one waits, with a receive low-water mark, for the rest of a large
+// write payload: the kernel wakes the thread once that much has arrived, and spinning
+// between the pieces of a payload only burns CPU. So while every read of the thread is a
+// bulk one, the thread blocks instead of spinning; a read of any other kind (a connection
+// waiting for its next request) keeps the spin, so a client that stalls in the middle of a
+// payload does not take it from the others. Each I/O thread runs one io_context, and a
+// session's handlers run on its thread, so per-thread counts are exact.
+void read_wait_begin(bool bulk);
+void read_wait_end(bool bulk);
+// Whether the calling thread's reads are all bulk ones (and there is at least one).
+bool only_bulk_reads_waiting();
 
 // Runs ioc until it stops or runs out of work, like ioc.run(), but polls for up to the
 // adaptive window (at most max_spin) after each handler before blocking.

@@ -142,7 +142,7 @@ void ConnectionSession::do_read() {
   // bulk_receive_bytes). A mark of 1 is the kernel's default, for everything else.
   const bool bulk = read_into_window_ && read_target_.size() >= bulk_receive_bytes;
   bulk_wait_ = stream_->set_receive_low_water(bulk ? bulk_receive_bytes : 1) && bulk;
-  if (bulk_wait_) bulk_wait_begin();
+  read_wait_begin(bulk_wait_);
   reading_ = true;
   stream_->async_read_some(read_target_, [self = shared_from_this()](const boost::system::error_code& ec,
                                                                      std::size_t n) { self->on_read(ec, n); });
@@ -150,10 +150,8 @@ void ConnectionSession::do_read() {
 
 void ConnectionSession::on_read(const boost::system::error_code& ec, std::size_t n) {
   reading_ = false;
-  if (bulk_wait_) {
-    bulk_wait_ = false;
-    bulk_wait_end();
-  }
+  read_wait_end(bulk_wait_);
+  bulk_wait_ = false;
   if (finished_ || stream_closed_) return;
   if (ec) {
     if (ec == asio::error::operation_aborted || peer_closed_) return;

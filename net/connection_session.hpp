@@ -39,9 +39,10 @@ inline constexpr std::uint64_t loan_bytes_min = 32 * 1024;
 // A write payload with at least this much still to come is read over TCP with a receive
 // low-water mark of this size (Stream::set_receive_low_water): the kernel wakes the I/O
 // thread once that much has arrived instead of for every segment, and the thread blocks for
-// it instead of spinning (bulk_wait_begin). Never above what is still to come, or the read
-// would wait for bytes the client has no reason to send. At 1 MiB TCP writes this took the
-// server's CPU per GiB from 0.31-0.39 s to 0.20-0.24 s (bench/README.md, fix 12).
+// it instead of spinning unless another of its reads is not a bulk one (read_wait_begin).
+// Never above what is still to come, or the read would wait for bytes the client has no
+// reason to send. At 1 MiB TCP writes this took the server's CPU per GiB from 0.31-0.39 s
+// to 0.20-0.24 s (bench/README.md, fix 12).
 inline constexpr std::size_t bulk_receive_bytes = 128 * 1024;
 
 // A nonblocking plugin's pread or pwrite above this size still goes to the worker pool, so
@@ -120,7 +121,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   bool writing_ = false;
   bool reading_ = false;
   bool read_into_window_ = false;
-  bool bulk_wait_ = false;  // the read in progress counts in bulk_wait_begin()
+  bool bulk_wait_ = false;  // the read in progress is a bulk one (read_wait_begin)
   std::span<std::byte> read_target_;
   std::vector<std::byte> fallback_;  // only when read_window() is empty
   std::optional<core::CloseMode> close_mode_;

@@ -6,6 +6,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <thread>
 
 namespace nbdd::net {
 namespace {
@@ -54,6 +55,32 @@ TEST(PollWindow, ZeroMaxNeverSpinsAndSmallMaxCapsTheFirstStep) {
   EXPECT_EQ(tiny.current(), microseconds(4));
   tiny.after_block(microseconds(50));
   EXPECT_EQ(tiny.current(), microseconds(0));
+}
+
+// The thread stops spinning only while every read it waits for is a bulk one: a connection
+// waiting for its next request keeps the spin even if another one stalls mid-payload.
+TEST(ReadWaits, OnlyBulkWhileEveryReadOfTheThreadIsBulk) {
+  EXPECT_FALSE(only_bulk_reads_waiting());
+  read_wait_begin(true);
+  EXPECT_TRUE(only_bulk_reads_waiting());
+  read_wait_begin(false);
+  EXPECT_FALSE(only_bulk_reads_waiting());
+  read_wait_begin(true);
+  EXPECT_FALSE(only_bulk_reads_waiting());
+  read_wait_end(false);
+  EXPECT_TRUE(only_bulk_reads_waiting());
+  read_wait_end(true);
+  read_wait_end(true);
+  EXPECT_FALSE(only_bulk_reads_waiting());
+  // Per thread: another thread's bulk read does not stop this one's spin.
+  read_wait_begin(false);
+  std::thread([] {
+    read_wait_begin(true);
+    EXPECT_TRUE(only_bulk_reads_waiting());
+    read_wait_end(true);
+  }).join();
+  EXPECT_FALSE(only_bulk_reads_waiting());
+  read_wait_end(false);
 }
 
 // Handlers posted from the loop and a timer that fires after a sleep all run, and the call
