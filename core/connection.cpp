@@ -18,7 +18,6 @@ constexpr std::size_t transmission_read_bytes = 64 * 1024;
 }  // namespace
 
 Connection::Impl::Impl(const ConnectionConfig& config) : config_(config), limits_(config_.limits) {
-  NBDD_ASSERT(config_.catalog != nullptr);
   NBDD_ASSERT(limits_.in_flight_max > 0);
   NBDD_ASSERT(limits_.request_bytes_max <= limits_.slot_buffer_bytes_max);
   const bool strict = config_.thread_model == ThreadModel::serialize_connections ||
@@ -30,7 +29,7 @@ Connection::Impl::Impl(const ConnectionConfig& config) : config_(config), limits
   for (std::uint32_t i = limits_.in_flight_max; i-- > 0;) free_slots_.push_back(i);
   actions_.reserve(16);
   stage_make_room(handshake_read_bytes);
-  emit_handshake_bytes(encode_greeting());
+  start_lifecycle(CallKind::preconnect);  // the greeting follows its success
 }
 
 // ---- inputs ---------------------------------------------------------------------------
@@ -63,8 +62,8 @@ void Connection::Impl::dispatch(const Input& input) {
                  [&](const input::PluginDone& in) { on_plugin_done(in.slot, in.err); },
                  [&](const input::ShutdownRequested&) { begin_draining(); },
                  [&](const input::DisconnectRequested& in) {
-                   // Only meaningful between open and close (nbdkit_disconnect(3)).
-                   if (!stats_.opened || plugin_close_queued_) {
+                   // Only meaningful from a connected callback (nbdkit_disconnect(3)).
+                   if (!disconnect_effective()) {
                      ++stats_.ignored_disconnects;
                    } else if (in.force) {
                      abort(EndReason::forced);
@@ -312,14 +311,14 @@ void Connection::Impl::note_end(EndReason why) {
 void Connection::Impl::begin_draining() {
   if (status_ != Status::active) return;
   set_status(Status::draining);
-  if (phase_ == Phase::handshake) cancel_pending_open();
+  if (phase_ == Phase::handshake) withdraw_pending_lifecycle();
 }
 
 void Connection::Impl::begin_closing(EndReason why) {
   note_end(why);
   if (status_ < Status::closing) set_status(Status::closing);
   if (reader_ == Reader::write_payload) free_slot(receiving_slot_);  // never reached the plugin
-  if (phase_ == Phase::handshake) cancel_pending_open();
+  if (phase_ == Phase::handshake) withdraw_pending_lifecycle();
   reader_ = Reader::stopped;
   window_ = {};
 }
@@ -360,12 +359,8 @@ void Connection::Impl::check_end() {
     emit(action::Close{CloseMode::flush_then_close});
   }
   if (!close_emitted_) return;
-  if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {
-    plugin_close_queued_ = true;
-    call_queue_.push_back(QueuedCall{CallKind::close, true, 0});
-    start_calls();
-  }
-  const bool plugin_done = !stats_.opened || stats_.closed;
+  if (handle_ == HandleState::open && running_data_calls_ == 0 && !lifecycle_running_) close_handle();
+  const bool plugin_done = handle_ == HandleState::none;
   // A stale GateOpened still on its way is waited for, so drivers never deliver to a
   // finished connection.
   if (plugin_done && work_in_flight() == 0 && (aborted_ || unacked_.empty()) && stale_gate_opened_ == 0) {
@@ -441,6 +436,7 @@ bool Connection::wants_read() const { return impl_->wants_read(); }
 std::span<std::byte> Connection::read_window() { return impl_->read_window(); }
 Status Connection::status() const { return impl_->status_; }
 Phase Connection::phase() const { return impl_->phase_; }
+HandleState Connection::handle_state() const { return impl_->handle_; }
 const ConnectionStats& Connection::stats() const { return impl_->stats_; }
 ConnectionId Connection::id() const { return impl_->config_.id; }
 

@@ -19,7 +19,7 @@
 
 #include "core/action.hpp"
 #include "core/call_gate.hpp"
-#include "core/export_catalog.hpp"
+#include "core/export_info.hpp"
 #include "core/input.hpp"
 #include "core/limits.hpp"
 #include "core/thread_model.hpp"
@@ -39,6 +39,14 @@ const char* to_string(Status status);
 
 enum class Phase : std::uint8_t { handshake, transmission };
 
+// The connection's plugin handle (nbdkit's per-connection handle), one at a time:
+//   none -> opening (open call emitted) -> open (it succeeded) | none (it failed)
+//   open -> closing (close call emitted) -> none (close returned)
+// INFO opens and closes; GO/EXPORT_NAME open for the transmission phase; a refused GO
+// (shutdown, block size) closes what it opened. Enforced by one function (set_handle).
+enum class HandleState : std::uint8_t { none, opening, open, closing };
+const char* to_string(HandleState state);
+
 // Why the connection ended (first cause wins); for logs, stats and the simulator.
 enum class EndReason : std::uint8_t {
   none,
@@ -51,6 +59,8 @@ enum class EndReason : std::uint8_t {
   grace_expired,       // graceful disconnect, client did not DISC in time
   forced,              // disconnect(true)
   export_name_failed,  // NBD_OPT_EXPORT_NAME could not succeed (spec: hard disconnect)
+  preconnect_refused,  // the plugin's preconnect failed: closed before the greeting
+  shut_down,           // shutdown arrived before preconnect could start: no greeting
 };
 const char* to_string(EndReason reason);
 
@@ -58,7 +68,9 @@ struct ConnectionConfig {
   ConnectionId id = 0;
   Instant accepted_at;  // starts the handshake timeout
   Limits limits;
-  const ExportCatalog* catalog = nullptr;  // must outlive the Connection
+  // -r: every export read-only whatever the plugin says; the plugin's preconnect,
+  // list_exports and open are told so.
+  bool read_only = false;
   ThreadModel thread_model = ThreadModel::parallel;
   CallGate* gate = nullptr;  // required for serialize_connections / serialize_all_requests
 };
@@ -72,12 +84,12 @@ struct ConnectionStats {
   std::uint64_t error_replies = 0;
   std::uint64_t eshutdown_replies = 0;
   std::uint64_t plugin_calls = 0;
-  std::uint64_t ignored_disconnects = 0;  // disconnect() outside transmission
+  std::uint64_t ignored_disconnects = 0;  // disconnect() while no GO'd handle was open
   std::uint32_t in_flight = 0;            // slots in use
   std::uint32_t running_calls = 0;        // CallPlugin without PluginDone (incl. lifecycle)
   EndReason end_reason = EndReason::none;
-  bool opened = false;  // the plugin's open succeeded
-  bool closed = false;  // the plugin's close returned
+  std::uint32_t opens = 0;   // the plugin's open succeeded (INFO, GO, EXPORT_NAME)
+  std::uint32_t closes = 0;  // the plugin's close returned (exactly one per open)
 };
 
 class Connection {
@@ -99,6 +111,7 @@ class Connection {
 
   Status status() const;
   Phase phase() const;
+  HandleState handle_state() const;
   const ConnectionStats& stats() const;
   ConnectionId id() const;
 

@@ -1,9 +1,11 @@
-// Private to core/: the state behind core::Connection, split over three files:
+// Private to core/: the state behind core::Connection, split over four files:
 //   connection.cpp    inputs, the byte reader, status transitions, how a connection ends
 //   handshake.cpp     option negotiation (fixed newstyle)
+//   lifecycle.cpp     the plugin's lifecycle calls: preconnect, list_exports, open, close
 //   transmission.cpp  request slots, plugin calls (thread-model gating), replies
-// Three orthogonal machines (h11's lesson): Reader (what bytes we expect next), Status
-// (active -> draining -> closing -> dead, only forward) and per-slot SlotState.
+// Orthogonal machines (h11's lesson): Reader (what bytes we expect next), Status
+// (active -> draining -> closing -> dead, only forward), HandleState (the plugin handle,
+// set_handle) and per-slot SlotState.
 #pragma once
 #include <array>
 #include <deque>
@@ -24,7 +26,7 @@ enum class Reader : std::uint8_t {
   option_header,    // IHAVEOPT, option, length
   option_data,      // buffer the whole option payload (bounded)
   option_discard,   // oversized option: drop it, then NBD_REP_ERR_TOO_BIG
-  awaiting_plugin,  // GO/EXPORT_NAME waits for the plugin's open
+  awaiting_plugin,  // preconnect, LIST, INFO/GO/EXPORT_NAME wait for their plugin call
   request_header,   // 28 or 32 bytes
   write_payload,    // WRITE data straight into its slot buffer
   payload_discard,  // payload of a refused request: consumed to keep framing
@@ -52,11 +54,20 @@ struct Slot {
 
 enum class GateState : std::uint8_t { none, waiting, held };
 
-// A plugin call waiting for the thread model to allow it.
+// A plugin call waiting for the thread model to allow it. Lifecycle calls (is_lifecycle)
+// run on lifecycle_slot; data calls on `slot`.
 struct QueuedCall {
-  CallKind lifecycle_kind;  // open or close when lifecycle
-  bool lifecycle;
+  CallKind kind;
   std::uint32_t slot;
+  bool lifecycle() const { return is_lifecycle(kind); }
+};
+
+// The option whose plugin call the reader waits for (LIST, INFO, GO, EXPORT_NAME).
+struct PendingOption {
+  nbd::Opt option = nbd::Opt::go;
+  bool wants_name = false;
+  bool wants_description = false;
+  bool wants_block_size = false;
 };
 
 // A Send emitted and not yet acknowledged. Sends complete in emission order.
@@ -80,6 +91,7 @@ class Connection::Impl {
   Status status_ = Status::active;
   Phase phase_ = Phase::handshake;
   ConnectionStats stats_;
+  HandleState handle_ = HandleState::none;
 
  private:
   // ---- connection.cpp: inputs, reader, endings
@@ -115,18 +127,28 @@ class Connection::Impl {
   void on_option_while_draining(std::span<const std::byte> data);
   void option_reply(nbd::Rep type, std::span<const std::byte> data = {});
   void option_error(nbd::Rep type, std::string_view message);
+  void refuse_shutting_down();
   void handle_export_name(std::span<const std::byte> data);
   void handle_list(std::span<const std::byte> data);
   void handle_info_or_go(std::span<const std::byte> data, bool go);
   void handle_meta_context(std::span<const std::byte> data, bool set);
   void handle_flag_option(std::span<const std::byte> data);
-  void start_open();
-  void cancel_pending_open();
-  void on_open_done(int err);
-  void finish_go();
+  void send_list();
+  void answer_opened();
   void enter_transmission();
-  std::uint16_t export_flags(const ExportInfo& info) const;
-  void append_info_replies(std::vector<std::byte>& out, const ExportInfo& info) const;
+  std::uint16_t export_flags() const;
+  void append_info_replies(std::vector<std::byte>& out) const;
+
+  // ---- lifecycle.cpp
+  void start_lifecycle(CallKind kind);
+  void withdraw_pending_lifecycle();
+  void on_lifecycle_done(int err);
+  void on_preconnect_done(int err);
+  void on_list_done(int err);
+  void on_open_done(int err);
+  void close_handle();
+  void set_handle(HandleState next);
+  bool disconnect_effective() const;
 
   // ---- transmission.cpp
   bool try_parse_request();
@@ -144,13 +166,13 @@ class Connection::Impl {
   void start_calls();
   bool may_start(const QueuedCall& call);
   void emit_call(const QueuedCall& call);
+  static CallKind data_call_kind(const ParsedRequest& req);
   PluginCall data_call(std::uint32_t slot_index);
   void release_gate_if_idle();
   void drop_unstarted_work();
   bool gate_required() const;
   void gate_release();
   void slot_state(Slot& s, SlotState next);
-  void on_lifecycle_done(int err);
 
   // time
   Instant now_{};
@@ -175,10 +197,10 @@ class Connection::Impl {
   std::uint64_t discard_left_ = 0;
   bool meta_selected_ = false;
   std::string meta_export_;           // the export the last SET_META_CONTEXT named
-  const ExportInfo* export_ = nullptr;  // chosen by GO/EXPORT_NAME
-  bool go_is_export_name_ = false;
-  bool go_wants_name_ = false;
-  bool go_wants_description_ = false;
+  PendingOption pending_;       // the option whose plugin call runs (awaiting_plugin)
+  std::string requested_name_;  // the export name of the last INFO/GO/EXPORT_NAME, as sent
+  ExportInfo export_;           // filled by the open call; the GO'd export in transmission
+  std::vector<ExportEntry> listing_;  // filled by the list_exports call
   std::deque<std::vector<std::byte>> handshake_out_;
 
   // transmission
@@ -205,7 +227,6 @@ class Connection::Impl {
   // ending
   bool close_emitted_ = false;  // a Close{flush_then_close} or Close{abort} went out
   bool aborted_ = false;        // Close{abort}: no reply will ever be sent again
-  bool plugin_close_queued_ = false;
   bool finished_ = false;
 };
 

@@ -10,10 +10,11 @@
 #include "core/server_state.hpp"
 
 namespace nbdd::core {
-namespace {
 
 const char* to_string(CallKind kind) {
   switch (kind) {
+    case CallKind::preconnect: return "preconnect";
+    case CallKind::list_exports: return "list_exports";
     case CallKind::open: return "open";
     case CallKind::close: return "close";
     case CallKind::pread: return "pread";
@@ -26,6 +27,8 @@ const char* to_string(CallKind kind) {
   }
   return "?";
 }
+
+namespace {
 
 std::string slot_text(SlotId slot) {
   if (slot == lifecycle_slot) return "lifecycle";
@@ -65,6 +68,8 @@ std::string describe(const Action& act) {
             std::string out = "CallPlugin{slot=" + slot_text(c.slot) + " " + to_string(c.call.kind);
             if (c.call.kind == CallKind::open) {
               out += " export=\"" + std::string(c.call.export_name.substr(0, 64)) + "\"";
+              out += c.call.readonly ? " readonly" : "";
+            } else if (c.call.kind == CallKind::preconnect || c.call.kind == CallKind::list_exports) {
               out += c.call.readonly ? " readonly" : "";
             } else if (c.call.kind != CallKind::close) {
               out += " offset=" + std::to_string(c.call.offset) + " count=" + std::to_string(c.call.count) +
@@ -117,6 +122,18 @@ const char* to_string(EndReason reason) {
     case EndReason::grace_expired: return "grace_expired";
     case EndReason::forced: return "forced";
     case EndReason::export_name_failed: return "export_name_failed";
+    case EndReason::preconnect_refused: return "preconnect_refused";
+    case EndReason::shut_down: return "shut_down";
+  }
+  return "?";
+}
+
+const char* to_string(HandleState state) {
+  switch (state) {
+    case HandleState::none: return "none";
+    case HandleState::opening: return "opening";
+    case HandleState::open: return "open";
+    case HandleState::closing: return "closing";
   }
   return "?";
 }

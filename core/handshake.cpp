@@ -1,6 +1,8 @@
 // Fixed-newstyle option negotiation (spec §3). Every option gets its final reply before
 // the next is read; failures are option error replies and negotiation continues, except
 // where the spec calls for a hard disconnect (bad IHAVEOPT, EXPORT_NAME failures, DoS).
+// LIST, INFO, GO and EXPORT_NAME ask the plugin (lifecycle.cpp) and are answered when
+// its call returns; nothing about exports is known ahead of time.
 // TLS: nbdd has none yet, so STARTTLS is refused with ERR_POLICY like a server without
 // TLS configured. A later "start TLS" step fits in on_option (an action that hands the
 // stream to a TLS layer) and a tls=require policy in one check at the top of on_option.
@@ -38,19 +40,6 @@ void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
 void put_string(std::vector<std::byte>& out, std::string_view s) {
   const auto b = as_bytes(s);
   out.insert(out.end(), b.begin(), b.end());
-}
-
-// Why the plugin's open refused a client, as an option error (GO can report it).
-nbd::Rep open_error_reply(int err) {
-  switch (err) {
-    case EPERM:
-    case EACCES: return nbd::Rep::err_policy;
-    case ENOENT: return nbd::Rep::err_unknown;
-#ifdef ESHUTDOWN
-    case ESHUTDOWN: return nbd::Rep::err_shutdown;
-#endif
-    default: return nbd::Rep::err_invalid;
-  }
 }
 
 }  // namespace
@@ -138,9 +127,11 @@ void Connection::Impl::on_option_while_draining(std::span<const std::byte>) {
       begin_closing(EndReason::client_abort);
       return;
     case nbd::Opt::export_name: abort(EndReason::export_name_failed); return;
-    default: option_error(nbd::Rep::err_shutdown, "server is shutting down"); return;
+    default: refuse_shutting_down(); return;
   }
 }
+
+void Connection::Impl::refuse_shutting_down() { option_error(nbd::Rep::err_shutdown, "server is shutting down"); }
 
 void Connection::Impl::handle_flag_option(std::span<const std::byte> data) {
   const bool ext = static_cast<nbd::Opt>(option_) == nbd::Opt::extended_headers;
@@ -157,46 +148,64 @@ void Connection::Impl::handle_flag_option(std::span<const std::byte> data) {
 
 void Connection::Impl::handle_export_name(std::span<const std::byte> data) {
   const std::string_view name = as_string(data);
-  const ExportInfo* info = valid_nbd_string(name, limits_) ? config_.catalog->find(name) : nullptr;
-  if (info == nullptr || extended_) {  // extended clients MUST NOT use EXPORT_NAME
+  if (!valid_nbd_string(name, limits_) || extended_) {  // extended clients MUST NOT use EXPORT_NAME
     abort(EndReason::export_name_failed);
     return;
   }
-  export_ = info;
-  go_is_export_name_ = true;
-  start_open();
+  requested_name_.assign(name);
+  pending_ = PendingOption{nbd::Opt::export_name};
+  start_lifecycle(CallKind::open);
 }
 
 void Connection::Impl::handle_list(std::span<const std::byte> data) {
   if (!data.empty()) return option_error(nbd::Rep::err_invalid, "LIST takes no data");
-  if (!config_.catalog->list_allowed) return option_error(nbd::Rep::err_policy, "listing is disabled");
-  for (const ExportInfo& e : config_.catalog->exports) {
-    std::vector<std::byte> body;
+  pending_ = PendingOption{nbd::Opt::list};
+  start_lifecycle(CallKind::list_exports);
+}
+
+// One SERVER reply per export the plugin listed, then ACK. Names that are not valid NBD
+// strings cannot be sent and are skipped; a description is cut to the string bound.
+void Connection::Impl::send_list() {
+  std::vector<std::byte> out;
+  std::vector<std::byte> body;
+  std::uint32_t sent = 0;
+  for (const ExportEntry& e : listing_) {
+    if (sent == limits_.exports_listed_max) break;
+    if (!valid_nbd_string(e.name, limits_)) continue;
+    std::string_view description = e.description;
+    if (description.size() > limits_.string_bytes_max) description = description.substr(0, limits_.string_bytes_max);
+    if (description.find('\0') != std::string_view::npos) description = {};
+    body.clear();
     put_u32(body, static_cast<std::uint32_t>(e.name.size()));
     put_string(body, e.name);
-    put_string(body, e.description);  // libnbd reads the rest as the description
-    option_reply(nbd::Rep::server, body);
+    put_string(body, description);  // libnbd reads the rest as the description
+    append_option_reply(out, option_, nbd::Rep::server, body);
+    ++sent;
   }
-  option_reply(nbd::Rep::ack);
+  append_option_reply(out, option_, nbd::Rep::ack);
+  listing_.clear();
+  emit_handshake_bytes(std::move(out));
 }
 
-std::uint16_t Connection::Impl::export_flags(const ExportInfo& info) const {
-  return transmission_flags(info, config_.catalog->read_only, structured_, extended_);
+std::uint16_t Connection::Impl::export_flags() const {
+  return transmission_flags(export_, config_.read_only, structured_, extended_);
 }
 
-void Connection::Impl::append_info_replies(std::vector<std::byte>& out, const ExportInfo& info) const {
+void Connection::Impl::append_info_replies(std::vector<std::byte>& out) const {
+  const ExportInfo& info = export_;
   std::vector<std::byte> body;
   put_u16(body, static_cast<std::uint16_t>(nbd::Info::export_));
   put_u64(body, info.size_bytes);
-  put_u16(body, export_flags(info));
+  put_u16(body, export_flags());
   append_option_reply(out, option_, nbd::Rep::info, body);
-  if (go_wants_name_) {
+  // The plugin's strings are sent only when they are valid NBD strings.
+  if (pending_.wants_name && valid_nbd_string(info.name, limits_)) {
     body.clear();
     put_u16(body, static_cast<std::uint16_t>(nbd::Info::name));
     put_string(body, info.name);
     append_option_reply(out, option_, nbd::Rep::info, body);
   }
-  if (go_wants_description_ && !info.description.empty()) {
+  if (pending_.wants_description && !info.description.empty() && valid_nbd_string(info.description, limits_)) {
     body.clear();
     put_u16(body, static_cast<std::uint16_t>(nbd::Info::description));
     put_string(body, info.description);
@@ -215,28 +224,10 @@ void Connection::Impl::append_info_replies(std::vector<std::byte>& out, const Ex
 void Connection::Impl::handle_info_or_go(std::span<const std::byte> data, bool go) {
   InfoRequest req;
   if (!parse_info_request(data, limits_, req)) return option_error(nbd::Rep::err_invalid, "malformed request");
-  const ExportInfo* info = config_.catalog->find(req.export_name);
-  if (info == nullptr) return option_error(nbd::Rep::err_unknown, "no such export");
-  go_wants_name_ = req.wants_name;
-  go_wants_description_ = req.wants_description;
-  // §9: a client that does not promise to honour a minimum block size above 1 is refused
-  // at GO (INFO commits it to nothing, so INFO is answered in full).
-  if (go && info->block_size.minimum > 1 && !req.wants_block_size) {
-    std::vector<std::byte> out;
-    append_info_replies(out, *info);
-    emit_handshake_bytes(std::move(out));
-    return option_error(nbd::Rep::err_block_size_reqd, "request NBD_INFO_BLOCK_SIZE");
-  }
-  if (!go) {
-    std::vector<std::byte> out;
-    append_info_replies(out, *info);
-    append_option_reply(out, option_, nbd::Rep::ack);
-    emit_handshake_bytes(std::move(out));
-    return;
-  }
-  export_ = info;
-  go_is_export_name_ = false;
-  start_open();
+  requested_name_.assign(req.export_name);
+  pending_ = PendingOption{go ? nbd::Opt::go : nbd::Opt::info, req.wants_name, req.wants_description,
+                           req.wants_block_size};
+  start_lifecycle(CallKind::open);
 }
 
 void Connection::Impl::handle_meta_context(std::span<const std::byte> data, bool set) {
@@ -246,8 +237,8 @@ void Connection::Impl::handle_meta_context(std::span<const std::byte> data, bool
   MetaContextRequest req;
   if (!parse_meta_context_request(data, limits_, req))
     return option_error(nbd::Rep::err_invalid, "malformed request");
-  if (config_.catalog->find(req.export_name) == nullptr)
-    return option_error(nbd::Rep::err_unknown, "no such export");
+  // As nbdkit, the name is not checked here (only open can tell); GO keeps a selection
+  // only when it names the same export (§8.2).
   const std::string_view base = nbd::base_allocation;
   bool match = !set && req.queries.empty();  // LIST with no query lists everything
   for (std::string_view q : req.queries) {
@@ -266,63 +257,33 @@ void Connection::Impl::handle_meta_context(std::span<const std::byte> data, bool
   option_reply(nbd::Rep::ack);
 }
 
-// ---- opening the export ------------------------------------------------------------------
+// ---- answering from the opened export -----------------------------------------------------
 
-void Connection::Impl::start_open() {
-  reader_ = Reader::awaiting_plugin;
-  call_queue_.push_back(QueuedCall{CallKind::open, true, 0});
-  start_calls();
-}
-
-// A GO/EXPORT_NAME whose open has not started yet (waiting for the thread-model gate)
-// is withdrawn when the connection starts draining or closing.
-void Connection::Impl::cancel_pending_open() {
-  if (reader_ != Reader::awaiting_plugin || lifecycle_running_) return;
-  for (auto it = call_queue_.begin(); it != call_queue_.end(); ++it) {
-    if (it->lifecycle && it->lifecycle_kind == CallKind::open) {
-      call_queue_.erase(it);
-      break;
-    }
+// The open call succeeded (and no shutdown came): answer INFO and close again, refuse a
+// GO that ignores the block size the plugin requires, or serve the export.
+void Connection::Impl::answer_opened() {
+  if (pending_.option == nbd::Opt::export_name) {
+    emit_handshake_bytes(encode_export_name_reply(export_.size_bytes, export_flags(), no_zeroes_));
+    return enter_transmission();
   }
-  if (gate_ == GateState::waiting) gate_release();
-  if (status_ >= Status::closing) return;
   reader_ = Reader::option_header;
-  if (go_is_export_name_)
-    abort(EndReason::export_name_failed);
-  else
-    option_error(nbd::Rep::err_shutdown, "server is shutting down");
-}
-
-void Connection::Impl::on_open_done(int err) {
-  if (err != 0) {
-    // open failed: no close call will follow; the thread-model gate is given back.
-    release_gate_if_idle();
-    if (status_ >= Status::closing) return;
-    if (go_is_export_name_) return abort(EndReason::export_name_failed);
-    reader_ = Reader::option_header;
-    return option_error(open_error_reply(err), "the plugin refused the connection");
-  }
-  stats_.opened = true;
-  if (status_ >= Status::closing) return;  // check_end runs the close call
-  if (status_ == Status::draining) {
-    // Shutdown arrived while open ran: refuse the export; close runs at the end.
-    if (go_is_export_name_) return abort(EndReason::export_name_failed);
-    reader_ = Reader::option_header;
-    return option_error(nbd::Rep::err_shutdown, "server is shutting down");
-  }
-  finish_go();
-}
-
-void Connection::Impl::finish_go() {
-  NBDD_ASSERT(export_ != nullptr);
-  if (go_is_export_name_) {
-    emit_handshake_bytes(encode_export_name_reply(export_->size_bytes, export_flags(*export_), no_zeroes_));
-  } else {
-    std::vector<std::byte> out;
-    append_info_replies(out, *export_);
-    append_option_reply(out, option_, nbd::Rep::ack);
+  std::vector<std::byte> out;
+  append_info_replies(out);
+  // §9: a client that does not promise to honour a minimum block size above 1 is refused
+  // at GO (INFO commits it to nothing, so INFO is answered in full).
+  const bool block_size_refused =
+      pending_.option == nbd::Opt::go && export_.block_size.minimum > 1 && !pending_.wants_block_size;
+  if (pending_.option == nbd::Opt::info || block_size_refused) {
+    if (block_size_refused)
+      append_option_reply(out, option_, nbd::Rep::err_block_size_reqd, as_bytes(std::string_view("request NBD_INFO_BLOCK_SIZE")));
+    else
+      append_option_reply(out, option_, nbd::Rep::ack);
     emit_handshake_bytes(std::move(out));
+    close_handle();  // as nbdkit: INFO's handle is closed once answered
+    return;
   }
+  append_option_reply(out, option_, nbd::Rep::ack);
+  emit_handshake_bytes(std::move(out));
   enter_transmission();
 }
 
@@ -330,16 +291,16 @@ void Connection::Impl::enter_transmission() {
   phase_ = Phase::transmission;
   reader_ = Reader::request_header;
   style_ = extended_ ? ReplyStyle::extended : structured_ ? ReplyStyle::structured : ReplyStyle::simple;
-  tctx_.eflags = export_flags(*export_);
-  tctx_.size_bytes = export_->size_bytes;
+  tctx_.eflags = export_flags();
+  tctx_.size_bytes = export_.size_bytes;
   tctx_.structured = structured_ || extended_;
   tctx_.extended = extended_;
   // Spec §8.2: a selection made for another export does not carry over.
-  tctx_.meta_selected = meta_selected_ && config_.catalog->find(meta_export_) == export_;
+  tctx_.meta_selected = meta_selected_ && meta_export_ == requested_name_;
   tctx_.request_bytes_max = limits_.request_bytes_max;
-  if (export_->block_size.maximum != 0 && export_->block_size.maximum < tctx_.request_bytes_max)
-    tctx_.request_bytes_max = export_->block_size.maximum;
-  tctx_.minimum_block = export_->block_size.minimum > 1 ? export_->block_size.minimum : 1;
+  if (export_.block_size.maximum != 0 && export_.block_size.maximum < tctx_.request_bytes_max)
+    tctx_.request_bytes_max = export_.block_size.maximum;
+  tctx_.minimum_block = export_.block_size.minimum > 1 ? export_.block_size.minimum : 1;
 }
 
 }  // namespace nbdd::core

@@ -34,6 +34,8 @@ struct Limits {
   std::uint32_t staged_bytes_max = 256 * 1024;
   // Extents returned for one BLOCK_STATUS (spec: SHOULD NOT exceed 2^20).
   std::uint32_t extents_per_reply_max = 1 << 16;
+  // Exports one NBD_OPT_LIST reply may name (nbdkit's limit); more are dropped.
+  std::uint32_t exports_listed_max = 10000;
   // Whole handshake, from accept to transmission.
   Duration handshake_timeout = Duration::from_s(10);
   // Graceful disconnect: once nothing is in flight, how long the client has to send DISC.

@@ -7,13 +7,37 @@
 #include <string_view>
 #include <vector>
 
+#include "core/export_info.hpp"
+
 namespace nbdd::core {
 
 // Index of a request slot (not the cookie). Lifecycle calls use lifecycle_slot.
 enum class SlotId : std::uint32_t {};
 inline constexpr SlotId lifecycle_slot{0xffffffffu};
 
-enum class CallKind : std::uint8_t { open, close, pread, pwrite, flush, trim, zero, cache, extents };
+// Lifecycle calls (on lifecycle_slot, one at a time per connection):
+//   preconnect    right after accept, before the greeting; an errno refuses the client
+//   list_exports  for each NBD_OPT_LIST
+//   open          for each INFO/GO/EXPORT_NAME: the plugin's default_export (when the
+//                 client asked for ""), open, then get_size, block_size, every can_*
+//                 and (when asked) export_description, all for this connection
+//   close         once for each open that succeeded
+// Data calls (on a request slot): pread ... extents.
+enum class CallKind : std::uint8_t {
+  preconnect,
+  list_exports,
+  open,
+  close,
+  pread,
+  pwrite,
+  flush,
+  trim,
+  zero,
+  cache,
+  extents,
+};
+inline bool is_lifecycle(CallKind kind) { return kind <= CallKind::close; }
+const char* to_string(CallKind kind);
 
 // Flags passed to data calls (nbdkit's NBDKIT_FLAG_*).
 namespace call_flag {
@@ -42,9 +66,23 @@ struct PluginCall {
   // The driver stops appending at extents_max entries.
   std::vector<Extent>* extents = nullptr;
   std::uint32_t extents_max = 0;
-  // open: which export, and whether the connection is read-only.
-  std::string_view export_name;
+  // preconnect, list_exports, open: whether the server serves read-only (-r).
   bool readonly = false;
+  // open: the export name the client asked for ("" = the plugin's default export, which
+  // the driver resolves with default_export before open). Core-owned until PluginDone.
+  std::string_view export_name;
+  // open: where the driver describes the export once open and every query succeeded
+  // (core-owned, valid until PluginDone): the canonical name, the size, the capabilities
+  // after nbdkit's rules (can_write false when readonly; trim/zero/fua only if writable;
+  // fast_zero only with zero), the block size, and the description if want_description.
+  // If open succeeds but a later query fails, the driver closes the handle itself and
+  // reports the errno: PluginDone{err != 0} always means "no handle is open".
+  ExportInfo* info = nullptr;
+  bool want_description = false;
+  // list_exports: where the driver appends the exports (core-owned, emptied before the
+  // call), at most exports_max of them; a default-export entry already resolved to its name.
+  std::vector<ExportEntry>* exports = nullptr;
+  std::uint32_t exports_max = 0;
 };
 
 }  // namespace nbdd::core

@@ -104,7 +104,7 @@ void Connection::Impl::accept_request(std::uint32_t slot_index) {
     return;
   }
   slot_state(s, SlotState::queued);
-  call_queue_.push_back(QueuedCall{CallKind::pread, false, slot_index});
+  call_queue_.push_back(QueuedCall{data_call_kind(s.req), slot_index});
 }
 
 // ---- replies ----------------------------------------------------------------------------
@@ -264,7 +264,7 @@ void Connection::Impl::start_calls() {
 
 bool Connection::Impl::may_start(const QueuedCall& call) {
   if (lifecycle_running_) return false;                            // open/close run alone
-  if (call.lifecycle && running_data_calls_ > 0) return false;     // close after the last data call
+  if (call.lifecycle() && running_data_calls_ > 0) return false;   // close after the last data call
   if (config_.thread_model != ThreadModel::parallel && running_data_calls_ > 0) return false;
   if (!gate_required() || gate_ == GateState::held) return true;
   if (gate_ == GateState::waiting) return false;
@@ -279,13 +279,23 @@ bool Connection::Impl::may_start(const QueuedCall& call) {
 void Connection::Impl::emit_call(const QueuedCall& call) {
   ++stats_.plugin_calls;
   ++stats_.running_calls;
-  if (call.lifecycle) {
+  if (call.lifecycle()) {
     lifecycle_running_ = true;
-    lifecycle_kind_ = call.lifecycle_kind;
+    lifecycle_kind_ = call.kind;
     PluginCall pc;
-    pc.kind = call.lifecycle_kind;
-    pc.export_name = export_->name;  // the catalog outlives the connection
-    pc.readonly = config_.catalog->read_only;
+    pc.kind = call.kind;
+    pc.readonly = config_.read_only;
+    if (call.kind == CallKind::open) {
+      set_handle(HandleState::opening);
+      export_ = ExportInfo{};
+      pc.export_name = requested_name_;  // unchanged until the call's PluginDone
+      pc.info = &export_;
+      pc.want_description = pending_.wants_description;
+    } else if (call.kind == CallKind::list_exports) {
+      listing_.clear();
+      pc.exports = &listing_;
+      pc.exports_max = limits_.exports_listed_max;
+    }
     emit(action::CallPlugin{lifecycle_slot, pc});
     return;
   }
@@ -295,61 +305,60 @@ void Connection::Impl::emit_call(const QueuedCall& call) {
   emit(action::CallPlugin{SlotId{call.slot}, data_call(call.slot)});
 }
 
+CallKind Connection::Impl::data_call_kind(const ParsedRequest& r) {
+  switch (static_cast<nbd::Cmd>(r.type)) {
+    case nbd::Cmd::read: return CallKind::pread;
+    case nbd::Cmd::write: return CallKind::pwrite;
+    case nbd::Cmd::flush: return CallKind::flush;
+    case nbd::Cmd::trim: return CallKind::trim;
+    case nbd::Cmd::cache: return CallKind::cache;
+    case nbd::Cmd::write_zeroes: return CallKind::zero;
+    case nbd::Cmd::block_status: return CallKind::extents;
+    default: break;
+  }
+  NBDD_ASSERT(false && "validated command");
+  return CallKind::pread;
+}
+
 PluginCall Connection::Impl::data_call(std::uint32_t slot_index) {
   Slot& s = slots_[slot_index];
   const ParsedRequest& r = s.req;
   PluginCall pc;
+  pc.kind = data_call_kind(r);
   pc.offset = r.offset;
   pc.count = r.length;
   const std::uint32_t fua = (r.flags & nbd::cmd_flag_fua) ? call_flag::fua : 0;
-  switch (static_cast<nbd::Cmd>(r.type)) {
-    case nbd::Cmd::read:
-      pc.kind = CallKind::pread;
+  switch (pc.kind) {
+    case CallKind::pread:
       pc.buffer = {s.buffer.get(), static_cast<std::size_t>(r.length)};
       break;
-    case nbd::Cmd::write:
-      pc.kind = CallKind::pwrite;
+    case CallKind::pwrite:
       pc.buffer = {s.buffer.get(), static_cast<std::size_t>(r.length)};
       pc.flags = fua;
       break;
-    case nbd::Cmd::flush: pc.kind = CallKind::flush; break;
-    case nbd::Cmd::trim:
-      pc.kind = CallKind::trim;
+    case CallKind::trim:
       pc.flags = fua;
       break;
-    case nbd::Cmd::cache: pc.kind = CallKind::cache; break;
-    case nbd::Cmd::write_zeroes:
-      pc.kind = CallKind::zero;
+    case CallKind::zero:
       pc.flags = fua | ((r.flags & nbd::cmd_flag_no_hole) ? 0 : call_flag::may_trim) |
                  ((r.flags & nbd::cmd_flag_fast_zero) ? call_flag::fast_zero : 0);
       break;
-    case nbd::Cmd::block_status:
-      pc.kind = CallKind::extents;
+    case CallKind::extents:
       s.extents.clear();
       pc.extents = &s.extents;
       pc.flags = (r.flags & nbd::cmd_flag_req_one) ? call_flag::req_one : 0;
       pc.extents_max = pc.flags ? 1 : limits_.extents_per_reply_max;
       break;
-    default: NBDD_ASSERT(false && "validated command");
+    default: break;  // flush, cache: offset and count only
   }
   return pc;
-}
-
-void Connection::Impl::on_lifecycle_done(int err) {
-  lifecycle_running_ = false;
-  if (lifecycle_kind_ == CallKind::open) {
-    on_open_done(err);
-  } else {
-    stats_.closed = true;  // close cannot fail; nothing of this connection runs any more
-  }
-  release_gate_if_idle();
 }
 
 // serialize_all_requests: the gate is held per call and handed on when idle, so a busy
 // connection cannot starve the others. serialize_connections: held from open to close.
 void Connection::Impl::release_gate_if_idle() {
   if (gate_ != GateState::held || lifecycle_running_ || running_data_calls_ > 0) return;
-  if (config_.thread_model == ThreadModel::serialize_connections && stats_.opened && !stats_.closed) return;
+  if (config_.thread_model == ThreadModel::serialize_connections && handle_ != HandleState::none) return;
   gate_release();
 }
 
@@ -366,8 +375,8 @@ void Connection::Impl::gate_release() {
 void Connection::Impl::drop_unstarted_work() {
   std::deque<QueuedCall> keep;
   for (const QueuedCall& call : call_queue_) {
-    if (call.lifecycle) {
-      if (call.lifecycle_kind == CallKind::close) keep.push_back(call);
+    if (call.lifecycle()) {
+      if (call.kind == CallKind::close) keep.push_back(call);
     } else {
       free_slot(call.slot);
     }

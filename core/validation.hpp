@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "core/export_catalog.hpp"
+#include "core/export_info.hpp"
 #include "core/protocol_constants.hpp"
 #include "core/request_parser.hpp"
 

@@ -18,9 +18,15 @@ struct HandshakeTest : ::testing::Test {
     h.read_pos = nbd::greeting_bytes;
     h.send(client_flags());
   }
+  // Sends one option, lets the plugin answer the lifecycle calls it asks for (LIST's
+  // list_exports, INFO's open and close...), and returns the first reply.
   Harness::OptReply ask(nbd::Opt opt, const Bytes& data = {}) {
     h.send(option(opt, data));
+    answer_lifecycle();
     return h.take_opt_reply();
+  }
+  void answer_lifecycle() {
+    while (!h.calls.empty() && is_lifecycle(h.calls[0].call.kind)) h.complete();
   }
 };
 
@@ -45,7 +51,7 @@ TEST_F(HandshakeTest, GoAnswersInfoExportThenAckAndOpensThePlugin) {
   h.send(option(nbd::Opt::go, info_request("")));
   ASSERT_EQ(h.calls.size(), 1u);
   EXPECT_EQ(h.calls[0].call.kind, CallKind::open);
-  EXPECT_EQ(h.calls[0].call.export_name, "disk");
+  EXPECT_EQ(h.calls[0].call.export_name, "");
   EXPECT_EQ(h.unread(), 0u) << "nothing is sent before open returns";
   EXPECT_FALSE(h.conn->wants_read());
   h.complete();
@@ -63,7 +69,8 @@ TEST_F(HandshakeTest, GoAnswersInfoExportThenAckAndOpensThePlugin) {
   EXPECT_FALSE(flags & nbd::flag_send_df) << "DF needs structured replies";
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
   EXPECT_EQ(h.conn->phase(), Phase::transmission);
-  EXPECT_TRUE(h.conn->stats().opened);
+  EXPECT_EQ(h.conn->stats().opens, 1u);
+  EXPECT_EQ(h.conn->handle_state(), HandleState::open);
 }
 
 TEST_F(HandshakeTest, GoWithNameAndDescriptionRequests) {
@@ -79,12 +86,53 @@ TEST_F(HandshakeTest, GoWithNameAndDescriptionRequests) {
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
 }
 
-TEST_F(HandshakeTest, InfoIsAnsweredFromTheCatalogWithoutOpening) {
-  auto r = ask(nbd::Opt::info, info_request("disk"));
-  EXPECT_EQ(r.type, rep(nbd::Rep::info));
+// As nbdkit: INFO opens the export for this connection, answers, then closes it again.
+TEST_F(HandshakeTest, InfoOpensAnswersThenClosesTheExport) {
+  h.send(option(nbd::Opt::info, info_request("disk")));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::open);
+  EXPECT_EQ(h.unread(), 0u) << "nothing is sent before open returns";
+  h.complete();
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::info));
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
-  EXPECT_TRUE(h.calls.empty());
-  EXPECT_EQ(h.conn->phase(), Phase::handshake);
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::close);
+  EXPECT_EQ(h.conn->handle_state(), HandleState::closing);
+  // The client may go on at once; a GO's open waits until INFO's close returned.
+  h.send(option(nbd::Opt::go, info_request("small")));
+  ASSERT_EQ(h.calls.size(), 1u) << "open waits for close";
+  h.complete();
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::open);
+  EXPECT_EQ(h.calls[0].call.export_name, "small");
+  h.complete();
+  EXPECT_EQ(h.conn->phase(), Phase::transmission);
+  EXPECT_EQ(h.history, (std::vector<CallKind>{CallKind::open, CallKind::close, CallKind::open}));
+  EXPECT_EQ(h.conn->stats().opens, 2u);
+  EXPECT_EQ(h.conn->stats().closes, 1u);
+}
+
+// Each connection asks the plugin: a size that changed since the last client is what a
+// new client sees.
+TEST_F(HandshakeTest, SizeAndFlagsComeFromThisConnectionsOpen) {
+  h.catalog.exports[0].size_bytes = 12345 * 512;
+  h.catalog.exports[0].caps.can_trim = false;
+  h.send(option(nbd::Opt::go, info_request("disk")));
+  h.complete();
+  auto info = h.take_opt_reply();
+  EXPECT_EQ(wire::load_u64(info.data.data() + 2), 12345u * 512);
+  EXPECT_FALSE(wire::load_u16(info.data.data() + 10) & nbd::flag_send_trim);
+}
+
+TEST_F(HandshakeTest, AnEmptyNameIsSentToOpenAndInfoNameGivesTheCanonicalOne) {
+  h.send(option(nbd::Opt::go, info_request("", {nbd::Info::name})));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.export_name, "") << "the driver resolves the default export";
+  h.complete();
+  h.take_opt_reply();
+  auto name = h.take_opt_reply();
+  EXPECT_EQ(wire::load_u16(name.data.data()), 1);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(name.data.data() + 2), name.data.size() - 2), "disk");
 }
 
 TEST_F(HandshakeTest, UnknownExportIsErrUnknownAndNegotiationContinues) {
@@ -101,7 +149,12 @@ TEST_F(HandshakeTest, MalformedInfoIsErrInvalid) {
 }
 
 TEST_F(HandshakeTest, ListNamesEveryExportWithDescriptionThenAck) {
-  auto a = ask(nbd::Opt::list);
+  h.send(option(nbd::Opt::list));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::list_exports);
+  EXPECT_EQ(h.unread(), 0u);
+  answer_lifecycle();
+  auto a = h.take_opt_reply();
   EXPECT_EQ(a.type, rep(nbd::Rep::server));
   EXPECT_EQ(wire::load_u32(a.data.data()), 4u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(a.data.data() + 4), a.data.size() - 4), "disktest disk");
@@ -110,14 +163,22 @@ TEST_F(HandshakeTest, ListNamesEveryExportWithDescriptionThenAck) {
   EXPECT_EQ(ask(nbd::Opt::list, Bytes{std::byte{1}}).type, rep(nbd::Rep::err_invalid));
 }
 
-TEST(Handshake, ListCanBeRefusedByPolicy) {
-  auto cat = default_catalog();
-  cat.list_allowed = false;
-  Harness h(cat);
-  h.read_pos = 18;
-  h.send(client_flags());
+// Each LIST asks the plugin again (dynamic lists); a failure is ERR_PLATFORM (nbdkit).
+TEST_F(HandshakeTest, ListAsksThePluginEachTimeAndAFailureIsErrPlatform) {
   h.send(option(nbd::Opt::list));
-  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_policy));
+  h.complete(0, EIO);
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_platform));
+  h.catalog.exports.pop_back();
+  auto a = ask(nbd::Opt::list);
+  EXPECT_EQ(a.type, rep(nbd::Rep::server));
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack)) << "only what the plugin lists now";
+  EXPECT_EQ(h.history, (std::vector<CallKind>{CallKind::list_exports, CallKind::list_exports}));
+}
+
+TEST_F(HandshakeTest, ListSkipsNamesThatAreNotNbdStrings) {
+  h.catalog.exports[1].name = std::string(5000, 'x');
+  EXPECT_EQ(ask(nbd::Opt::list).type, rep(nbd::Rep::server));
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
 }
 
 TEST_F(HandshakeTest, UnknownOptionIsErrUnsupAndItsDataIsSkipped) {
@@ -172,8 +233,9 @@ TEST_F(HandshakeTest, ListMetaContextWildcardAndEmptyQuery) {
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
   // SET ignores the wildcard and unknown namespaces: just ACK.
   EXPECT_EQ(ask(nbd::Opt::set_meta_context, meta_request("", {"base:", "x:y"})).type, rep(nbd::Rep::ack));
+  // As nbdkit 1.32, the export name is not checked here: only open can tell.
   EXPECT_EQ(ask(nbd::Opt::set_meta_context, meta_request("nope", {"base:allocation"})).type,
-            rep(nbd::Rep::err_unknown));
+            rep(nbd::Rep::meta_context));
 }
 
 TEST_F(HandshakeTest, OversizedOptionIsDiscardedAndAnsweredTooBig) {
@@ -204,7 +266,10 @@ TEST_F(HandshakeTest, WrongOptionMagicIsAHardDisconnect) {
 }
 
 TEST_F(HandshakeTest, TooManyOptionsIsADoS) {
-  for (int i = 0; i < 200 && !h.closed_abort; ++i) h.send(option(nbd::Opt::list));
+  for (int i = 0; i < 200 && !h.closed_abort; ++i) {
+    h.send(option(nbd::Opt::list));
+    answer_lifecycle();
+  }
   EXPECT_TRUE(h.closed_abort);
   EXPECT_EQ(h.conn->stats().options, Limits{}.options_per_handshake_max + 1);
 }
@@ -215,7 +280,7 @@ TEST_F(HandshakeTest, AbortIsAckedThenClosedGracefully) {
   EXPECT_FALSE(h.closed_abort);
   EXPECT_TRUE(h.finished);
   EXPECT_EQ(h.conn->stats().end_reason, EndReason::client_abort);
-  EXPECT_TRUE(h.history.empty()) << "no plugin call without open";
+  EXPECT_TRUE(h.history.empty()) << "no plugin call after preconnect without an option that needs one";
 }
 
 TEST_F(HandshakeTest, ExportNameWithNoZeroesSendsTenBytes) {
@@ -237,15 +302,20 @@ TEST(Handshake, ExportNameWithoutNoZeroesSends134Bytes) {
 
 TEST_F(HandshakeTest, ExportNameForAnUnknownExportIsAHardDisconnect) {
   h.send(option(nbd::Opt::export_name, [] { Bytes b; put_str(b, "nope"); return b; }()));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.export_name, "nope") << "the plugin decides";
+  h.complete();
   EXPECT_TRUE(h.closed_abort);
   EXPECT_EQ(h.conn->stats().end_reason, EndReason::export_name_failed);
 }
 
+// nbdkit 1.32 answers every failed open ERR_UNKNOWN; the client may try another option.
 TEST_F(HandshakeTest, OpenFailureIsReportedAndNegotiationContinues) {
   h.send(option(nbd::Opt::go, info_request("")));
   h.complete(0, EPERM);
-  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_policy));
-  EXPECT_FALSE(h.conn->stats().opened);
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_unknown));
+  EXPECT_EQ(h.conn->stats().opens, 0u);
+  EXPECT_EQ(h.conn->handle_state(), HandleState::none);
   EXPECT_EQ(ask(nbd::Opt::abort).type, rep(nbd::Rep::ack));
   EXPECT_TRUE(h.finished);
   EXPECT_EQ(h.history, (std::vector<CallKind>{CallKind::open})) << "no close after a failed open";
@@ -258,11 +328,15 @@ TEST(Handshake, BlockSizeIsAdvertisedAndRequiredAtGo) {
   h.read_pos = 18;
   h.send(client_flags());
   h.send(option(nbd::Opt::go, info_request("disk")));
+  h.complete();
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::info));
   auto bs = h.take_opt_reply();
   ASSERT_EQ(bs.data.size(), 14u);
   EXPECT_EQ(wire::load_u32(bs.data.data() + 2), 4096u);
   EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_block_size_reqd));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::close) << "a refused GO closes what it opened";
+  h.complete();
   h.send(option(nbd::Opt::go, info_request("disk", {nbd::Info::block_size})));
   h.complete();
   h.take_opt_reply();
@@ -290,8 +364,15 @@ TEST(Handshake, OptionsArriveInAnyFragmentation) {
   for (auto& o : {option(nbd::Opt::structured_reply), option(nbd::Opt::list),
                   option(nbd::Opt::info, info_request("small", {nbd::Info::name}))})
     script.insert(script.end(), o.begin(), o.end());
-  a.send(script);
-  for (std::byte x : script) b.send(Bytes{x});
+  // Delivered whole (the core stages what it cannot parse while a call runs) or byte by
+  // byte; the plugin answers whenever it is asked.
+  a.input(input::BytesReceived{script});
+  while (!a.calls.empty()) a.complete();
+  for (std::byte x : script) {
+    while (!b.conn->wants_read() && !b.calls.empty()) b.complete();
+    b.send(Bytes{x});
+  }
+  while (!b.calls.empty()) b.complete();
   EXPECT_EQ(a.out, b.out);
   EXPECT_GT(a.out.size(), 100u);
 }
@@ -349,6 +430,95 @@ TEST_F(HandshakeTest, DisconnectBeforeOpenIsIgnored) {
   h.input(input::DisconnectRequested{true});
   EXPECT_EQ(h.conn->stats().ignored_disconnects, 1u);
   EXPECT_FALSE(h.closes);
+}
+
+TEST_F(HandshakeTest, DisconnectWhileInfosHandleIsOpenIsIgnored) {
+  h.send(option(nbd::Opt::info, info_request("disk")));
+  h.input(input::DisconnectRequested{true});  // from a handshake callback: not connected
+  h.complete();
+  EXPECT_EQ(h.conn->stats().ignored_disconnects, 1u);
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::info));
+  EXPECT_FALSE(h.closes);
+}
+
+// ---- preconnect -------------------------------------------------------------------------
+
+TEST(Preconnect, RunsBeforeTheGreeting) {
+  Harness h(default_catalog(), Limits{}, ThreadModel::parallel, nullptr, 1, /*answer_preconnect=*/false);
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::preconnect);
+  EXPECT_TRUE(h.out.empty()) << "no greeting before preconnect returned";
+  EXPECT_FALSE(h.conn->wants_read());
+  h.complete();
+  EXPECT_EQ(h.out.size(), nbd::greeting_bytes);
+  EXPECT_TRUE(h.conn->wants_read());
+}
+
+TEST(Preconnect, AFailureClosesWithNothingSent) {
+  Harness h(default_catalog(), Limits{}, ThreadModel::parallel, nullptr, 1, false);
+  h.complete(0, EACCES);
+  EXPECT_TRUE(h.out.empty());
+  EXPECT_TRUE(h.closed_abort);
+  EXPECT_TRUE(h.finished);
+  EXPECT_EQ(h.conn->stats().end_reason, EndReason::preconnect_refused);
+  EXPECT_EQ(h.history, (std::vector<CallKind>{CallKind::preconnect})) << "no close without an open";
+}
+
+TEST(Preconnect, ShutdownWhileItRunsStillGreetsThenRefusesOptions) {
+  Harness h(default_catalog(), Limits{}, ThreadModel::parallel, nullptr, 1, false);
+  h.input(input::ShutdownRequested{});
+  h.complete();
+  EXPECT_EQ(h.out.size(), nbd::greeting_bytes);
+  h.read_pos = nbd::greeting_bytes;
+  h.send(client_flags());
+  h.send(option(nbd::Opt::go, info_request("")));
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_shutdown));
+  EXPECT_TRUE(h.calls.empty()) << "no open after shutdown";
+}
+
+TEST(Preconnect, ShutdownWhileItWaitsForTheGateWithdrawsIt) {
+  TestGate gate;
+  Harness a(default_catalog(), Limits{}, ThreadModel::serialize_all_requests, &gate, 1, false);
+  Harness b(default_catalog(), Limits{}, ThreadModel::serialize_all_requests, &gate, 2, false);
+  ASSERT_EQ(a.calls.size(), 1u);
+  EXPECT_TRUE(b.calls.empty()) << "b waits for the gate";
+  b.input(input::ShutdownRequested{});
+  EXPECT_TRUE(b.out.empty());
+  EXPECT_TRUE(b.closes);
+  EXPECT_TRUE(b.finished);
+  EXPECT_EQ(b.conn->stats().end_reason, EndReason::shut_down);
+  EXPECT_TRUE(b.history.empty()) << "no preconnect starts after shutdown";
+}
+
+// ---- shutdown and the handshake's plugin calls ---------------------------------------------
+
+TEST_F(HandshakeTest, ShutdownWhileListRunsAnswersErrShutdown) {
+  h.send(option(nbd::Opt::list));
+  h.input(input::ShutdownRequested{});
+  h.complete();
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_shutdown));
+}
+
+TEST_F(HandshakeTest, ShutdownWhileInfoOpenRunsRefusesAndCloses) {
+  h.send(option(nbd::Opt::info, info_request("disk")));
+  h.input(input::ShutdownRequested{});
+  h.complete();
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_shutdown));
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::close);
+}
+
+TEST_F(HandshakeTest, ExportNameWhoseOpenRanDuringShutdownIsAHardCloseAndCloses) {
+  h.send(option(nbd::Opt::export_name));
+  h.input(input::ShutdownRequested{});
+  h.complete();
+  EXPECT_EQ(h.unread(), 0u) << "never served";
+  EXPECT_TRUE(h.closed_abort);
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::close);
+  h.complete();
+  EXPECT_TRUE(h.finished);
+  EXPECT_EQ(h.conn->stats().opens, h.conn->stats().closes);
 }
 
 }  // namespace

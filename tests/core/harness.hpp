@@ -77,8 +77,22 @@ inline Bytes request(nbd::Cmd cmd, std::uint64_t cookie, std::uint64_t offset, s
   return b;
 }
 
-inline ExportCatalog default_catalog(std::uint64_t size = 1 << 20) {
-  ExportCatalog c;
+// The exports the harness's plugin serves: open finds a name here ("" = default_export),
+// list_exports lists them all. Test-side only: the core knows nothing ahead of time.
+struct TestExports {
+  std::vector<ExportInfo> exports;
+  std::string default_export;
+  bool read_only = false;  // the server's -r
+  const ExportInfo* find(std::string_view name) const {
+    if (name.empty()) name = default_export;
+    for (const auto& e : exports)
+      if (e.name == name) return &e;
+    return nullptr;
+  }
+};
+
+inline TestExports default_catalog(std::uint64_t size = 1 << 20) {
+  TestExports c;
   ExportInfo e;
   e.name = "disk";
   e.description = "test disk";
@@ -111,19 +125,26 @@ class TestGate : public CallGate {
 };
 
 struct Harness {
-  explicit Harness(ExportCatalog cat = default_catalog(), Limits lim = Limits{},
-                   ThreadModel model = ThreadModel::parallel, CallGate* gate = nullptr, ConnectionId id = 1)
+  // answer_preconnect: complete the preconnect call the core asks for first, so the
+  // greeting is out when the constructor returns (and clear it from `history`).
+  explicit Harness(TestExports cat = default_catalog(), Limits lim = Limits{},
+                   ThreadModel model = ThreadModel::parallel, CallGate* gate = nullptr, ConnectionId id = 1,
+                   bool answer_preconnect = true)
       : catalog(std::move(cat)) {
     ConnectionConfig cfg;
     cfg.id = id;
     cfg.accepted_at = now;
     cfg.limits = lim;
-    cfg.catalog = &catalog;
+    cfg.read_only = catalog.read_only;
     cfg.thread_model = model;
     cfg.gate = gate;
     conn = std::make_unique<Connection>(cfg);
     disk.assign(catalog.exports[0].size_bytes > (64u << 20) ? 0 : catalog.exports[0].size_bytes, std::byte{0});
     drain();
+    if (answer_preconnect && calls.size() == 1 && calls[0].call.kind == CallKind::preconnect) {
+      complete();
+      history.clear();
+    }
   }
 
   void input(const Input& in) {
@@ -202,6 +223,17 @@ struct Harness {
       case CallKind::trim:
         std::fill_n(disk.begin() + static_cast<std::ptrdiff_t>(c.offset), c.count, std::byte{0});
         return 0;
+      case CallKind::list_exports:
+        for (const auto& e : catalog.exports) c.exports->push_back(ExportEntry{e.name, e.description});
+        return 0;
+      case CallKind::open: {
+        const ExportInfo* e = catalog.find(c.export_name);
+        if (e == nullptr) return ENOENT;
+        *c.info = *e;
+        if (!c.want_description) c.info->description.clear();
+        if (catalog.read_only) c.info->caps.can_write = false;
+        return 0;
+      }
       case CallKind::extents:
         for (std::uint64_t at = c.offset; at < c.offset + c.count && c.extents->size() < c.extents_max;) {
           const std::uint64_t len = std::min<std::uint64_t>(extent_bytes - at % extent_bytes, c.offset + c.count - at);
@@ -298,7 +330,7 @@ struct Harness {
     EXPECT_EQ(conn->phase(), Phase::transmission);
   }
 
-  ExportCatalog catalog;
+  TestExports catalog;
   std::unique_ptr<Connection> conn;
   Instant now{1'000'000'000};
   Bytes out;
