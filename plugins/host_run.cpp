@@ -1,6 +1,7 @@
-// PluginHost::run(): the one place a core::PluginCall becomes plugin callbacks, with the
-// nbdkit-like defaults every driver shares (zero by pwrite, FUA by flush, cache by pread,
-// extents reported as data when the plugin has none).
+// PluginHost::run(): the one place a core::PluginCall becomes plugin callbacks. Lifecycle
+// kinds go to host_lifecycle.cpp; the data calls are here, with the nbdkit-like defaults
+// every driver shares (zero by pwrite, FUA by flush, cache by pread, extents reported as
+// data when the plugin has none).
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -37,6 +38,8 @@ bool PluginHost::refused_after_unload() {
 int PluginHost::run(ConnectionPluginState& conn, const core::PluginCall& call) {
   if (refused_after_unload()) return EIO;
   switch (call.kind) {
+    case core::CallKind::preconnect: return run_preconnect(conn, call);
+    case core::CallKind::list_exports: return run_list_exports(conn, call);
     case core::CallKind::open: return run_open(conn, call);
     case core::CallKind::close: return run_close(conn);
     default: return run_connected(conn, call);
@@ -71,51 +74,6 @@ void PluginHost::return_loan(ReadLoan& loan) {
   loan.clear();
 }
 
-int PluginHost::preconnect(core::ConnectionId id, bool readonly) {
-  detail::thread_error().clear();
-  if (unloaded_flag_.load(std::memory_order_acquire)) return EIO;
-  detail::ScopedCallContext context(this, id, false);
-  return detail::sanitize_errno(plugin_->preconnect(readonly));
-}
-
-int PluginHost::run_open(ConnectionPluginState& conn, const core::PluginCall& call) {
-  // open is not a connected callback: disconnect() from here is ignored (refuse instead).
-  if (conn.handle) {  // replacing the handle would skip the plugin's close()
-    debug("open on a connection that is already open refused");
-    return EIO;
-  }
-  detail::ScopedCallContext context(this, conn.id, false);
-  int r = detail::sanitize_errno(plugin_->open(call.readonly, call.export_name, conn.handle));
-  if (r != 0) {
-    conn.handle.reset();
-    return r;
-  }
-  if (!conn.handle) conn.handle = std::make_unique<Handle>();
-  conn.readonly = call.readonly;
-  Handle& h = *conn.handle;
-  const int fua = plugin_->can_fua(h);
-  const int cache = plugin_->can_cache(h);
-  const int extents = plugin_->can_extents(h);
-  for (int answer : {fua, cache, extents}) {
-    if (answer < 0) {
-      plugin_->close(h);
-      conn.handle.reset();
-      return detail::sanitize_errno(-answer);
-    }
-  }
-  conn.fua_mode = std::min(fua, fua_native);
-  conn.cache_mode = std::min(cache, cache_native);
-  conn.can_extents = extents > 0;
-  return 0;
-}
-
-int PluginHost::run_close(ConnectionPluginState& conn) {
-  detail::ScopedCallContext context(this, conn.id, false);
-  if (conn.handle) plugin_->close(*conn.handle);
-  conn.handle.reset();
-  return 0;
-}
-
 int PluginHost::run_connected(ConnectionPluginState& conn, const core::PluginCall& call) {
   if (!conn.handle) {
     debug("plugin call on a connection that is not open");
@@ -146,8 +104,10 @@ int PluginHost::run_connected(ConnectionPluginState& conn, const core::PluginCal
     case core::CallKind::zero: return zero_with_fallback(conn, call);
     case core::CallKind::cache: return cache_with_fallback(conn, call);
     case core::CallKind::extents: return extents_with_fallback(conn, call);
+    case core::CallKind::preconnect:
+    case core::CallKind::list_exports:
     case core::CallKind::open:
-    case core::CallKind::close: break;
+    case core::CallKind::close: break;  // lifecycle: never a connected callback
   }
   return EIO;
 }
@@ -162,14 +122,15 @@ int PluginHost::write_with_fua(ConnectionPluginState& conn, std::span<const std:
   return r;
 }
 
-// zero: the plugin's own, else (ENOTSUP) pwrite of zeroes unless the client asked for a
-// fast zero, which must then fail ENOTSUP at once (NBD_CMD_FLAG_FAST_ZERO).
+// zero: the plugin's own (when its can_zero said so), else, or when it answers ENOTSUP,
+// pwrite of zeroes, unless the client asked for a fast zero, which must then fail ENOTSUP
+// at once (NBD_CMD_FLAG_FAST_ZERO).
 int PluginHost::zero_with_fallback(ConnectionPluginState& conn, const core::PluginCall& call) {
   Handle& h = *conn.handle;
   const std::uint32_t flags = call.flags;
   const bool emulate_fua = (flags & flag::fua) && conn.fua_mode != fua_native;
   const std::uint32_t plugin_flags = emulate_fua ? flags & ~flag::fua : flags;
-  int r = plugin_->zero(h, call.count, call.offset, plugin_flags);
+  int r = conn.zero_native ? plugin_->zero(h, call.count, call.offset, plugin_flags) : ENOTSUP;
   if (!is_enotsup(r)) {
     r = detail::sanitize_errno(r);
     if (r == 0 && emulate_fua) r = detail::sanitize_errno(plugin_->flush(h, 0));

@@ -19,6 +19,7 @@ class LoadedPlugin final : public Plugin {
   std::string config_help() const override { return inner_->config_help(); }
   std::vector<std::pair<std::string, std::string>> dump_fields() const override { return inner_->dump_fields(); }
   ThreadModel thread_model() const override { return inner_->thread_model(); }
+  bool nonblocking() const override { return inner_->nonblocking(); }
 
   int load(Host& host) override { return inner_->load(host); }
   int config(std::string_view key, std::string_view value) override { return inner_->config(key, value); }
@@ -26,13 +27,14 @@ class LoadedPlugin final : public Plugin {
   int get_ready() override { return inner_->get_ready(); }
   void unload() override { inner_->unload(); }
   int preconnect(bool readonly) override { return inner_->preconnect(readonly); }
-  int list_exports(bool readonly, std::vector<ExportEntry>& out) override { return inner_->list_exports(readonly, out); }
-  std::string default_export(bool readonly) override { return inner_->default_export(readonly); }
+  int list_exports(bool readonly, ExportList& out) override { return inner_->list_exports(readonly, out); }
+  std::optional<std::string> default_export(bool readonly) override { return inner_->default_export(readonly); }
 
   int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) override {
     return inner_->open(readonly, export_name, out);
   }
   void close(Handle& h) override { inner_->close(h); }
+  std::string export_description(Handle& h) override { return inner_->export_description(h); }
   int get_size(Handle& h, std::uint64_t& size) override { return inner_->get_size(h, size); }
   int block_size(Handle& h, std::uint32_t& minimum, std::uint32_t& preferred, std::uint32_t& maximum) override {
     return inner_->block_size(h, minimum, preferred, maximum);
@@ -67,6 +69,11 @@ class LoadedPlugin final : public Plugin {
   int cache(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags) override {
     return inner_->cache(h, count, offset, flags);
   }
+  int pread_lend(Handle& h, std::uint64_t count, std::uint64_t offset, std::uint32_t flags,
+                 ReadLoan& loan) override {
+    return inner_->pread_lend(h, count, offset, flags, loan);
+  }
+  void return_loan(const ReadLoan& loan) override { inner_->return_loan(loan); }
 
   bool has_pwrite() const override { return inner_->has_pwrite(); }
   bool has_flush() const override { return inner_->has_flush(); }
@@ -74,6 +81,7 @@ class LoadedPlugin final : public Plugin {
   bool has_zero() const override { return inner_->has_zero(); }
   bool has_extents() const override { return inner_->has_extents(); }
   bool has_cache() const override { return inner_->has_cache(); }
+  bool has_pread_lend() const override { return inner_->has_pread_lend(); }
 
  private:
   void* dl_handle_;

@@ -7,9 +7,16 @@
 //
 // Lifecycle (server side, in order):
 //   load(host) -> config(key, value)* -> config_complete() -> get_ready()
-//   then per client: preconnect() -> [list_exports()/default_export()] -> open() ->
-//   get_size()/can_*() -> data callbacks -> close()
+//   then per client, each call asked for by that client (nothing runs without one):
+//     preconnect()                       once, right after accept, before the greeting
+//     list_exports() [+ default_export()] for each NBD_OPT_LIST
+//     [default_export()] -> open(name) -> get_size() -> can_*() -> [export_description()]
+//       -> block_size()                  for each NBD_OPT_INFO / GO / EXPORT_NAME
+//     data callbacks                     after GO / EXPORT_NAME
+//     close()                            once for every open() that succeeded
 //   and once, after every close has returned: unload().
+// Every one of these asks the plugin afresh for this connection: two clients may see two
+// sizes, two export lists, two sets of capabilities.
 //
 // Errors: every callback that can fail returns 0 or a positive errno value (EIO,
 // ENOSPC, ...). Call host().error("...") first to attach a message. The mapping from
@@ -23,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,7 +42,9 @@
 namespace nbdd::plugin {
 
 // Bump when this header changes incompatibly; loadable plugins are refused otherwise.
-inline constexpr int api_version = 2;  // 2: pread_lend/return_loan
+// 2: pread_lend/return_loan. 3: ExportList, default_export may refuse (nullopt),
+// export_description, can_zero/can_fast_zero with nbdkit's meaning.
+inline constexpr int api_version = 3;  // cmake/install.cmake reads this line
 
 using ThreadModel = core::ThreadModel;
 namespace flag = core::call_flag;  // fua, may_trim, fast_zero, req_one
@@ -73,9 +83,20 @@ class Handle {
   virtual ~Handle() = default;
 };
 
-struct ExportEntry {
-  std::string name;
-  std::string description;
+// Export names and descriptions are at most this many bytes (the NBD protocol's limit).
+inline constexpr std::size_t export_string_max = 4096;
+
+// Where list_exports() puts its answer (nbdkit's struct nbdkit_exports).
+class ExportList {
+ public:
+  virtual ~ExportList() = default;
+  // nbdkit_add_export: one export. Returns false, and lists nothing, for a name or a
+  // description longer than export_string_max or containing a NUL, or once the list is
+  // full (nbdd's limit on one NBD_OPT_LIST reply): stop adding then, it is not an error.
+  virtual bool add(std::string_view name, std::string_view description = {}) = 0;
+  // nbdkit_use_default_export: also list the default export, as default_export() names it
+  // (nothing if default_export() refuses). What a plugin without list_exports() lists.
+  virtual void use_default() = 0;
 };
 
 // Receives extents from Plugin::extents(). Extents must be contiguous from the requested
@@ -148,19 +169,34 @@ class Plugin {
   virtual int get_ready() { return 0; }
   virtual void unload() {}
 
-  // --- per client, before open ------------------------------------------------------
+  // --- per client, before open (not connected callbacks: refuse by returning an errno)
+  // Right after accept, before the greeting: an errno closes the connection at once.
+  // `readonly` is the server's -r.
   virtual int preconnect(bool readonly) { (void)readonly; return 0; }
-  // Default: a single export named by default_export().
-  virtual int list_exports(bool readonly, std::vector<ExportEntry>& out) {
-    out.push_back({default_export(readonly), {}});
+  // For each NBD_OPT_LIST. Default: the default export only (out.use_default()).
+  virtual int list_exports(bool readonly, ExportList& out) {
+    (void)readonly;
+    out.use_default();
     return 0;
   }
-  virtual std::string default_export(bool readonly) { (void)readonly; return {}; }
+  // The canonical name of the export "" (a client that names none), asked before each
+  // such open and by use_default(). nullopt refuses "" (nbdkit's NULL: "default export
+  // not permitted"); so does a name over export_string_max or containing a NUL.
+  virtual std::optional<std::string> default_export(bool readonly) { (void)readonly; return std::string(); }
 
   // --- connection -------------------------------------------------------------------
-  // Returns 0 and sets `out`, or an errno (the client is then refused).
+  // For each INFO/GO/EXPORT_NAME: the name the client asked for, any string (or what
+  // default_export() answered for ""); the plugin decides whether it exists. Returns 0 and
+  // sets `out` (left empty: a plain Handle), or an errno (the option is refused).
+  // Then get_size, the can_*, export_description when the client asks for it, block_size;
+  // if any of them fails, nbdd calls close() and refuses the option.
   virtual int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) = 0;
+  // Exactly once for every open() that succeeded (after INFO, GO, a refused GO, a forced
+  // disconnect, a shutdown...).
   virtual void close(Handle& h) { (void)h; }
+  // NBD_INFO_DESCRIPTION, only asked when the client wants it. "" = none; a text over
+  // export_string_max or containing a NUL is ignored.
+  virtual std::string export_description(Handle& h) { (void)h; return {}; }
 
   virtual int get_size(Handle& h, std::uint64_t& size) = 0;
   // Block size constraints; leave all zero for the defaults.
@@ -172,11 +208,18 @@ class Plugin {
   }
   // can_*: return 1 (yes), 0 (no), or -errno on failure. Defaults as nbdkit's: derived
   // from which data callbacks the plugin overrides (declare them with has_*()).
+  // can_trim, can_zero and can_fua are only asked when the export is writable (never
+  // with -r), can_fast_zero only then too.
   virtual int can_write(Handle& h) { (void)h; return has_pwrite(); }
   virtual int can_flush(Handle& h) { (void)h; return has_flush(); }
   virtual int can_trim(Handle& h) { (void)h; return has_trim(); }
-  virtual int can_zero(Handle& h) { (void)h; return can_write(h); }  // emulated by pwrite
-  virtual int can_fast_zero(Handle& h) { (void)h; return has_zero(); }
+  // Whether to call zero(). WRITE_ZEROES is advertised on every writable export either
+  // way: with 0 (or zero() answering ENOTSUP) nbdd writes zeroes with pwrite.
+  virtual int can_zero(Handle& h) { (void)h; return has_zero(); }
+  // Whether to advertise FAST_ZERO. The default says yes when nbdd emulates zero (a fast
+  // zero then fails ENOTSUP at once, which is fast) and no when zero() exists but cannot
+  // promise to be fast; a plugin whose zero() is always fast says 1.
+  virtual int can_fast_zero(Handle& h) { (void)h; return has_zero() ? 0 : 1; }
   // can_fua: fua_none, fua_emulate (nbdd flushes after the write) or fua_native (the
   // plugin honours flag::fua itself).
   virtual int can_fua(Handle& h) { (void)h; return has_flush() ? fua_emulate : fua_none; }

@@ -1,5 +1,6 @@
-// PluginHost: start-up (load/config/config_complete/get_ready), the export catalog, unload,
-// and the Host interface the plugin calls back into. Data calls live in host_run.cpp.
+// PluginHost: start-up (load/config/config_complete/get_ready), unload, and the Host
+// interface the plugin calls back into. Lifecycle calls live in host_lifecycle.cpp, data
+// calls in host_run.cpp.
 #include "plugins/plugin_host.hpp"
 
 #include <cctype>
@@ -36,8 +37,6 @@ bool split_key_value(const std::string& arg, std::string_view& key, std::string_
   value = std::string_view(arg).substr(eq + 1);
   return true;
 }
-
-bool power_of_two(std::uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
 
@@ -85,70 +84,7 @@ std::string PluginHost::start(const std::vector<std::string>& args) {
   return {};
 }
 
-std::string PluginHost::build_catalog(bool readonly, core::ExportCatalog& out) {
-  detail::ScopedCallContext context(this, 0, false);
-  detail::thread_error().clear();
-  std::vector<ExportEntry> entries;
-  if (int r = detail::sanitize_errno(plugin_->list_exports(readonly, entries)); r != 0)
-    return failure(*plugin_, "list_exports", r);
-  const std::string default_name = plugin_->default_export(readonly);
-  bool default_listed = false;
-  for (const auto& e : entries) default_listed = default_listed || e.name == default_name;
-  // The default export may be unlisted (nbdkit allows it); the catalog must still know it.
-  if (!default_listed) entries.push_back({default_name, {}});
-
-  out.exports.clear();
-  for (const auto& entry : entries) {
-    core::ExportInfo info;
-    if (std::string error = probe_export(readonly, entry, info); !error.empty()) return error;
-    out.exports.push_back(std::move(info));
-  }
-  out.default_export = default_name;
-  out.read_only = readonly;
-  return {};
-}
-
-// open/get_size/block_size/can_*/close on one export, as a client connecting would.
-std::string PluginHost::probe_export(bool readonly, const ExportEntry& entry, core::ExportInfo& out) {
-  const std::string step = "export '" + entry.name + "'";
-  std::unique_ptr<Handle> handle;
-  if (int r = detail::sanitize_errno(plugin_->open(readonly, entry.name, handle)); r != 0)
-    return failure(*plugin_, step + ": open", r);
-  if (!handle) handle = std::make_unique<Handle>();
-  Handle& h = *handle;
-  std::string error;
-  auto ask = [&](const char* what, int answer) {
-    if (answer < 0 && error.empty()) error = failure(*plugin_, step + ": " + what, -answer);
-    return answer > 0;
-  };
-  std::uint64_t size = 0;
-  if (int r = detail::sanitize_errno(plugin_->get_size(h, size)); r != 0) error = failure(*plugin_, step + ": get_size", r);
-  std::uint32_t minimum = 0, preferred = 0, maximum = 0;
-  if (int r = detail::sanitize_errno(plugin_->block_size(h, minimum, preferred, maximum)); r != 0 && error.empty())
-    error = failure(*plugin_, step + ": block_size", r);
-  core::Capabilities caps;
-  caps.can_write = !readonly && ask("can_write", plugin_->can_write(h));
-  caps.can_flush = ask("can_flush", plugin_->can_flush(h));
-  caps.can_trim = caps.can_write && ask("can_trim", plugin_->can_trim(h));
-  caps.can_zero = caps.can_write && ask("can_zero", plugin_->can_zero(h));
-  caps.can_fast_zero = caps.can_zero && ask("can_fast_zero", plugin_->can_fast_zero(h));
-  caps.can_fua = caps.can_write && ask("can_fua", plugin_->can_fua(h));
-  caps.can_multi_conn = ask("can_multi_conn", plugin_->can_multi_conn(h));
-  caps.can_cache = ask("can_cache", plugin_->can_cache(h));
-  caps.can_extents = ask("can_extents", plugin_->can_extents(h));
-  caps.is_rotational = ask("is_rotational", plugin_->is_rotational(h));
-  plugin_->close(h);
-  if (!error.empty()) return error;
-  if (minimum != 0 && (!power_of_two(minimum) || !power_of_two(preferred) || preferred < minimum ||
-                       maximum < preferred || maximum % minimum != 0))
-    return std::string(plugin_->name()) + ": " + step + ": inconsistent block_size";
-  out.name = entry.name;
-  out.description = entry.description;
-  out.size_bytes = size;
-  out.caps = caps;
-  out.block_size = core::BlockSize{minimum, preferred, maximum};
-  return {};
-}
+void PluginHost::set_export_name_option(std::string name) { export_name_option_ = std::move(name); }
 
 void PluginHost::unload() {
   std::call_once(unloaded_, [this] {

@@ -48,7 +48,7 @@ class ExamplePlugin final : public nbdd::plugin::Plugin {
     std::memcpy(disk_.data() + offset, buf.data(), buf.size());
     return 0;
   }
-  bool has_pwrite() const override { return true; }  // makes can_write() and can_zero() true
+  bool has_pwrite() const override { return true; }  // makes can_write() true; zero is emulated
 
  private:
   std::uint64_t size_ = 1 << 20;

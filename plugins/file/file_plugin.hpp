@@ -1,7 +1,11 @@
-// `file file=PATH`: serves a regular file or a block device (nbdkit-file-plugin's
-// arguments). Each connection opens its own descriptor; positional I/O lets every
-// connection's requests run in parallel. Read-only when the file cannot be opened for
-// writing. Trim/zero use fallocate where the filesystem supports it and remember (per
+// `file file=PATH`: serves a regular file or a block device, whatever export name the
+// client asks for. `file dir=DIR`: one export per regular file or block device directly in
+// DIR (symbolic links followed), named by its file name, listed afresh for each
+// NBD_OPT_LIST; names with '/', ".", ".." and "" are refused, so no name reaches outside
+// DIR. Exactly one of the two (nbdkit-file-plugin's arguments and rules).
+// Each connection opens its own descriptor, so the size is the file's at that open;
+// positional I/O lets every connection's requests run in parallel. Read-only when the file
+// cannot be opened for writing. Trim/zero use fallocate where the filesystem supports it and remember (per
 // connection) when it does not, so unsupported calls are not retried on every request.
 #pragma once
 #include <atomic>
@@ -16,12 +20,17 @@ class FilePlugin final : public Plugin {
   std::string_view name() const override { return "file"; }
   std::string_view description() const override { return "serves a file or block device"; }
   std::string_view magic_config_key() const override { return "file"; }
-  std::string config_help() const override { return "file=PATH  The file or block device to serve (required)"; }
+  std::string config_help() const override {
+    return "file=PATH  The file or block device to serve\n"
+           "dir=DIR    Serve every file in DIR, by name (exactly one of file= and dir=)";
+  }
   ThreadModel thread_model() const override { return ThreadModel::parallel; }
 
   int config(std::string_view key, std::string_view value) override;
   int config_complete() override;
 
+  int list_exports(bool readonly, ExportList& out) override;
+  std::optional<std::string> default_export(bool readonly) override;
   int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) override;
   void close(Handle& h) override;
   int get_size(Handle& h, std::uint64_t& size) override;
@@ -52,9 +61,11 @@ class FilePlugin final : public Plugin {
   bool has_cache() const override { return true; }
 
  private:
-  int fail(const char* what, int err);
+  int fail(const std::string& path, const char* what, int err);
+  int fail(Handle& h, const char* what, int err);
 
-  std::string path_;
+  std::string path_;  // file=
+  std::string dir_;   // dir=, made absolute at config
 };
 
 }  // namespace nbdd::plugin::file

@@ -61,6 +61,16 @@ int ShPlugin::open(bool readonly, std::string_view export_name, std::unique_ptr<
 
 void ShPlugin::close(Handle& h) { call({"close", id_of(h)}); }
 
+// Prints the description; one trailing newline is removed. Missing or failing: none.
+std::string ShPlugin::export_description(Handle& h) {
+  OutputSink out;
+  const Status s = call({"export_description", id_of(h)}, out);
+  if (s.outcome != Outcome::ok) return {};
+  std::string_view text = out.text;
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  return std::string(text);
+}
+
 int ShPlugin::get_size(Handle& h, std::uint64_t& size) {
   OutputSink out;
   const Status s = call({"get_size", id_of(h)}, out);

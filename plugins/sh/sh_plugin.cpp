@@ -2,6 +2,8 @@
 // methods are in sh_data.cpp.
 #include "plugins/sh/sh_plugin.hpp"
 
+#include "plugins/sh/export_list_text.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,10 @@ extern char** environ;
 
 namespace nbdd::plugin::sh {
 namespace {
+
+// Enough for nbdd's 10000 listed exports with long names; a longer answer is an error
+// rather than a list cut in the middle of a name.
+constexpr std::size_t list_output_max = 16 << 20;
 
 std::string_view trim_text(std::string_view s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
@@ -191,35 +197,39 @@ void ShPlugin::unload() {
   remove_tmpdir();
 }
 
+// Missing: accepted (nbdkit-sh). Exit 1 (or any error) refuses the client before the
+// greeting.
 int ShPlugin::preconnect(bool readonly) {
   return status_to_errno(call({"preconnect", readonly ? "true" : "false"}), "preconnect", 0);
 }
 
-std::string ShPlugin::default_export(bool readonly) {
+// Prints the name (or any list_exports format: its first name). Missing: "". An error
+// refuses the default export: a client asking for "" is turned away.
+std::optional<std::string> ShPlugin::default_export(bool readonly) {
   OutputSink out;
   const Status s = call({"default_export", readonly ? "true" : "false", "false"}, out);
-  return s.outcome == Outcome::ok ? std::string(trim_text(out.text)) : std::string();
+  if (s.outcome == Outcome::missing) return std::string();
+  if (status_to_errno(s, "default_export", 0) != 0) return std::nullopt;
+  return first_listed_name(out.text);
 }
 
-// Output: one export name per line (nbdkit-sh's NAMES format, optionally announced by a
-// first line "NAMES"), or "INTERLEAVED" then name and description lines alternating.
-int ShPlugin::list_exports(bool readonly, std::vector<ExportEntry>& out) {
+// Output in one of export_list_text.hpp's formats. Missing: the default export only, as a
+// plugin without list_exports.
+int ShPlugin::list_exports(bool readonly, ExportList& out) {
   OutputSink text;
+  text.text_max = list_output_max;
   const Status s = call({"list_exports", readonly ? "true" : "false", "false"}, text);
-  if (s.outcome == Outcome::missing) return Plugin::list_exports(readonly, out);
-  if (int r = status_to_errno(s, "list_exports", 0); r != 0) return r;
-  std::vector<std::string> lines;
-  std::string_view rest = text.text;
-  while (!rest.empty()) {
-    const auto nl = rest.find('\n');
-    lines.emplace_back(rest.substr(0, nl));
-    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  if (s.outcome == Outcome::missing) {
+    out.use_default();
+    return 0;
   }
-  std::size_t i = 0;
-  const bool interleaved = !lines.empty() && lines[0] == "INTERLEAVED";
-  if (!lines.empty() && (lines[0] == "NAMES" || interleaved)) i = 1;
-  for (; i < lines.size(); i += interleaved ? 2 : 1)
-    out.push_back({lines[i], interleaved && i + 1 < lines.size() ? lines[i + 1] : std::string()});
+  if (int r = status_to_errno(s, "list_exports", 0); r != 0) return r;
+  if (text.total > text.text.size()) {
+    host().error("list_exports: more than " + std::to_string(text.text_max) + " bytes of output");
+    return EIO;
+  }
+  // Names or descriptions over 4096 bytes, and entries past nbdd's limit, are dropped.
+  for (const ListedExport& e : parse_export_list(text.text)) out.add(e.name, e.description);
   return 0;
 }
 

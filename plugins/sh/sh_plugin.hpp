@@ -40,11 +40,12 @@ class ShPlugin final : public Plugin {
   int get_ready() override;
   void unload() override;
   int preconnect(bool readonly) override;
-  std::string default_export(bool readonly) override;
-  int list_exports(bool readonly, std::vector<ExportEntry>& out) override;
+  std::optional<std::string> default_export(bool readonly) override;
+  int list_exports(bool readonly, ExportList& out) override;
 
   int open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) override;
   void close(Handle& h) override;
+  std::string export_description(Handle& h) override;
   int get_size(Handle& h, std::uint64_t& size) override;
   int block_size(Handle& h, std::uint32_t& minimum, std::uint32_t& preferred, std::uint32_t& maximum) override;
   int can_write(Handle& h) override { return boolean(h, "can_write"); }

@@ -441,6 +441,21 @@ TEST_F(HandshakeTest, DisconnectWhileInfosHandleIsOpenIsIgnored) {
   EXPECT_FALSE(h.closes);
 }
 
+TEST_F(HandshakeTest, GoQueuedBehindInfosCloseIsWithdrawnByShutdown) {
+  h.send(option(nbd::Opt::info, info_request("disk")));
+  h.complete();  // open
+  h.take_opt_reply();
+  h.take_opt_reply();
+  ASSERT_EQ(h.calls.size(), 1u);  // INFO's close, still running
+  h.send(option(nbd::Opt::go, info_request("disk")));
+  h.input(input::ShutdownRequested{});
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_shutdown));
+  h.complete();  // close
+  EXPECT_TRUE(h.calls.empty()) << "the withdrawn GO never opens";
+  EXPECT_EQ(h.history, (std::vector<CallKind>{CallKind::open, CallKind::close}));
+  EXPECT_EQ(h.conn->handle_state(), HandleState::none);
+}
+
 // ---- preconnect -------------------------------------------------------------------------
 
 TEST(Preconnect, RunsBeforeTheGreeting) {

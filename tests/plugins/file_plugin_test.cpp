@@ -101,12 +101,36 @@ TEST_F(FileTest, ExtentsAreContiguousAndSeeWrittenData) {
 
 TEST_F(FileTest, ReadOnlyOpenCannotWrite) {
   ASSERT_EQ(h->start({"file=" + path}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h->host->build_catalog(true, catalog), "");
-  EXPECT_FALSE(catalog.exports.at(0).caps.can_write);
-  ASSERT_EQ(h->host->build_catalog(false, catalog), "");
-  EXPECT_TRUE(catalog.exports.at(0).caps.can_write);
-  EXPECT_EQ(catalog.exports[0].size_bytes, 1u << 20);
+  core::ExportInfo info;
+  ASSERT_EQ(h->probe(info, true), 0);
+  EXPECT_FALSE(info.caps.can_write);
+  ASSERT_EQ(h->probe(info, false), 0);
+  EXPECT_TRUE(info.caps.can_write);
+  EXPECT_EQ(info.size_bytes, 1u << 20);
+}
+
+// file=: as nbdkit's, any export name is the one file, and the list is the default "".
+TEST_F(FileTest, AnyExportNameIsTheFile) {
+  ASSERT_EQ(h->start({path}), "");
+  EXPECT_EQ(h->listed_names(), std::vector<std::string>{""});
+  core::ExportInfo info;
+  ASSERT_EQ(h->probe(info, false, "whatever/name"), 0);
+  EXPECT_EQ(info.size_bytes, 1u << 20);
+}
+
+// Each open asks the file's size afresh: a file that grew (or shrank) since start-up, or
+// since the previous client, is announced at its size now.
+TEST_F(FileTest, SizeFollowsTheFileForEachOpen) {
+  ASSERT_EQ(h->start({path}), "");
+  core::ExportInfo info;
+  ASSERT_EQ(h->probe(info), 0);
+  EXPECT_EQ(info.size_bytes, 1u << 20);
+  ASSERT_EQ(::truncate(path.c_str(), 3 << 20), 0);
+  ASSERT_EQ(h->probe(info), 0);
+  EXPECT_EQ(info.size_bytes, 3u << 20);
+  ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+  ASSERT_EQ(h->probe(info), 0);
+  EXPECT_EQ(info.size_bytes, 4096u);
 }
 
 TEST(FilePluginReadOnly, UnwritableFileIsServedReadOnly) {
@@ -121,10 +145,10 @@ TEST(FilePluginReadOnly, UnwritableFileIsServedReadOnly) {
   }
   HostHarness h(std::make_unique<FilePlugin>());
   ASSERT_EQ(h.start({path}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h.host->build_catalog(false, catalog), "");
-  EXPECT_FALSE(catalog.exports.at(0).caps.can_write);
-  EXPECT_FALSE(catalog.exports.at(0).caps.can_zero);
+  core::ExportInfo info;
+  ASSERT_EQ(h.probe(info), 0);
+  EXPECT_FALSE(info.caps.can_write);
+  EXPECT_FALSE(info.caps.can_zero);
 }
 
 TEST(FilePluginErrors, MissingFileFailsAtStart) {
@@ -134,6 +158,13 @@ TEST(FilePluginErrors, MissingFileFailsAtStart) {
   EXPECT_NE(error.find("nope.img"), std::string::npos) << error;
   HostHarness none(std::make_unique<FilePlugin>());
   EXPECT_NE(none.start({}).find("file"), std::string::npos);
+}
+
+TEST(FilePluginErrors, DirectoryAsFileIsRefusedWithAHint) {
+  TempDir dir;
+  HostHarness h(std::make_unique<FilePlugin>());
+  const std::string error = h.start({"file=" + dir.path()});
+  EXPECT_NE(error.find("dir="), std::string::npos) << error;
 }
 
 }  // namespace

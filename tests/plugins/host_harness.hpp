@@ -36,12 +36,47 @@ class HostHarness {
 
   std::string start(const std::vector<std::string>& args) { return host->start(args); }
 
-  int open(ConnectionPluginState& c, bool readonly = false, std::string_view export_name = "") {
+  int open(ConnectionPluginState& c, bool readonly = false, std::string_view export_name = "",
+           core::ExportInfo* info = nullptr, bool want_description = false) {
     core::PluginCall call;
     call.kind = core::CallKind::open;
     call.readonly = readonly;
     call.export_name = export_name;
+    call.info = info;
+    call.want_description = want_description;
     return host->run(c, call);
+  }
+  int preconnect(ConnectionPluginState& c, bool readonly = false) {
+    core::PluginCall call;
+    call.kind = core::CallKind::preconnect;
+    call.readonly = readonly;
+    return host->run(c, call);
+  }
+  int list_exports(ConnectionPluginState& c, std::vector<core::ExportEntry>& out, bool readonly = false,
+                   std::uint32_t max = 10000) {
+    core::PluginCall call;
+    call.kind = core::CallKind::list_exports;
+    call.readonly = readonly;
+    call.exports = &out;
+    call.exports_max = max;
+    return host->run(c, call);
+  }
+  // What one client would be told about an export: open (with the description), close.
+  int probe(core::ExportInfo& info, bool readonly = false, std::string_view export_name = "") {
+    ConnectionPluginState c;
+    const int r = open(c, readonly, export_name, &info, true);
+    if (r == 0) close(c);
+    return r;
+  }
+  // The names of list_exports' answer ("error N" first when it failed).
+  std::vector<std::string> listed_names(bool readonly = false) {
+    ConnectionPluginState c;
+    std::vector<core::ExportEntry> out;
+    const int r = list_exports(c, out, readonly);
+    std::vector<std::string> names;
+    if (r != 0) names.push_back("error " + std::to_string(r));
+    for (const auto& e : out) names.push_back(e.name);
+    return names;
   }
   int close(ConnectionPluginState& c) { return simple(c, core::CallKind::close, 0, 0, 0); }
   int pread(ConnectionPluginState& c, std::span<std::byte> buf, std::uint64_t offset) {

@@ -30,10 +30,12 @@ TEST(Loader, LoadsTheExamplePluginAndServesData) {
   EXPECT_EQ(p->name(), "example");
   HostHarness h(std::move(p));
   ASSERT_EQ(h.start({"65536"}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h.host->build_catalog(false, catalog), "");
-  EXPECT_EQ(catalog.exports.at(0).size_bytes, 65536u);
-  EXPECT_TRUE(catalog.exports[0].caps.can_write);
+  core::ExportInfo info;
+  ASSERT_EQ(h.probe(info, false, "any name"), 0);
+  EXPECT_EQ(info.size_bytes, 65536u);
+  EXPECT_TRUE(info.caps.can_write);
+  EXPECT_TRUE(info.caps.can_zero);  // emulated with pwrite
+  EXPECT_EQ(h.listed_names(), std::vector<std::string>{""});
   ConnectionPluginState c;
   ASSERT_EQ(h.open(c), 0);
   const auto data = bytes_of("from a shared object");

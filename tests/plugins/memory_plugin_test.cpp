@@ -105,15 +105,35 @@ TEST_F(MemoryTest, BadOrMissingSizeFailsAtStart) {
   EXPECT_NE(missing.start({}).find("size"), std::string::npos);
 }
 
-TEST_F(MemoryTest, CatalogAdvertisesEverything) {
+TEST_F(MemoryTest, OpenAdvertisesEverything) {
   start("1G");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h->host->build_catalog(false, catalog), "");
-  const auto& caps = catalog.exports.at(0).caps;
-  EXPECT_EQ(catalog.exports[0].size_bytes, 1u << 30);
+  core::ExportInfo info;
+  ASSERT_EQ(h->probe(info), 0);
+  const auto& caps = info.caps;
+  EXPECT_EQ(info.size_bytes, 1u << 30);
   EXPECT_TRUE(caps.can_write && caps.can_flush && caps.can_trim && caps.can_zero && caps.can_fast_zero &&
               caps.can_fua && caps.can_multi_conn && caps.can_cache && caps.can_extents);
   EXPECT_EQ(h->host->plugin().thread_model(), plugin::ThreadModel::parallel);
+}
+
+// As nbdkit's memory plugin: every export name is the one disk, so what a client writes
+// through one name another reads through any other.
+TEST_F(MemoryTest, EveryExportNameIsTheSameDisk) {
+  start("1M");
+  EXPECT_EQ(h->listed_names(), std::vector<std::string>{""});
+  ConnectionPluginState writer, reader;
+  core::ExportInfo info;
+  ASSERT_EQ(h->open(writer, false, "foo", &info), 0);
+  EXPECT_EQ(info.name, "foo");
+  EXPECT_EQ(info.size_bytes, 1u << 20);
+  ASSERT_EQ(h->pwrite(writer, bytes_of("shared"), 4096), 0);
+  ASSERT_EQ(h->open(reader, false, "", &info), 0);
+  EXPECT_EQ(info.name, "");
+  std::vector<std::byte> back(6);
+  ASSERT_EQ(h->pread(reader, back, 4096), 0);
+  EXPECT_EQ(back, bytes_of("shared"));
+  EXPECT_EQ(h->close(writer), 0);
+  EXPECT_EQ(h->close(reader), 0);
 }
 
 // Eight connections hammer the store at once (run under TSan in CI): each owns a region

@@ -24,9 +24,38 @@ TEST(NullPlugin, ReadsZeroesDiscardsWritesAndReportsAHole) {
   ASSERT_EQ(h.extents(c, 1 << 20, 0, 0, out), 0);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].type, plugin::extent_hole | plugin::extent_zero);
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h.host->build_catalog(false, catalog), "");
-  EXPECT_EQ(catalog.exports.at(0).size_bytes, 1u << 30);
+  core::ExportInfo info;
+  ASSERT_EQ(h.probe(info), 0);
+  EXPECT_EQ(info.size_bytes, 1u << 30);
+}
+
+// nbdkit's null and pattern plugins ignore the export name: every name is the same disk.
+TEST(NullPlugin, ServesAnyExportName) {
+  HostHarness h(std::make_unique<plugin::null::NullPlugin>());
+  ASSERT_EQ(h.start({"1M"}), "");
+  EXPECT_EQ(h.listed_names(), std::vector<std::string>{""});
+  for (const char* name : {"", "foo", "a/b", "..", "with space"}) {
+    core::ExportInfo info;
+    ASSERT_EQ(h.probe(info, false, name), 0) << name;
+    EXPECT_EQ(info.name, name);
+    EXPECT_EQ(info.size_bytes, 1u << 20);
+    EXPECT_TRUE(info.caps.can_write);
+  }
+}
+
+TEST(PatternPlugin, ServesAnyExportName) {
+  HostHarness h(std::make_unique<plugin::pattern::PatternPlugin>());
+  ASSERT_EQ(h.start({"1M"}), "");
+  for (const char* name : {"", "foo", "../../etc/passwd"}) {
+    ConnectionPluginState c;
+    core::ExportInfo info;
+    ASSERT_EQ(h.open(c, false, name, &info), 0) << name;
+    EXPECT_EQ(info.size_bytes, 1u << 20);
+    std::vector<std::byte> word(8);
+    ASSERT_EQ(h.pread(c, word, 8), 0);
+    EXPECT_EQ(word.back(), std::byte{8});
+    EXPECT_EQ(h.close(c), 0);
+  }
 }
 
 std::vector<std::byte> expected_pattern(std::uint64_t offset, std::size_t n) {
@@ -64,10 +93,11 @@ TEST(PatternPlugin, EveryWordHoldsItsOffsetBigEndian) {
 TEST(PatternPlugin, IsReadOnly) {
   HostHarness h(std::make_unique<plugin::pattern::PatternPlugin>());
   ASSERT_EQ(h.start({"64K"}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h.host->build_catalog(false, catalog), "");
-  EXPECT_FALSE(catalog.exports.at(0).caps.can_write);
-  EXPECT_EQ(catalog.exports[0].size_bytes, 65536u);
+  core::ExportInfo info;
+  ASSERT_EQ(h.probe(info), 0);
+  EXPECT_FALSE(info.caps.can_write);
+  EXPECT_FALSE(info.caps.can_zero);
+  EXPECT_EQ(info.size_bytes, 65536u);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// PluginHost: start-up argument handling, the nbdkit-like defaults of run(), the catalog,
-// and the shutdown()/disconnect()/unload rules.
+// PluginHost: start-up argument handling, the nbdkit-like defaults of run()'s data calls,
+// and the shutdown()/disconnect()/unload rules. Lifecycle calls: host_lifecycle_test.cpp.
 #include "plugins/plugin_host.hpp"
 
 #include <gtest/gtest.h>
@@ -236,8 +236,12 @@ TEST_F(HostTest, DisconnectFromOpenOrCloseOrOutsideIsIgnored) {
   rec->disconnect_in = "open";
   start_and_open(c);
   rec->disconnect_in = "preconnect";
-  EXPECT_EQ(h->host->preconnect(8, true), 0);
+  ConnectionPluginState other;
+  other.id = 8;
+  EXPECT_EQ(h->preconnect(other, true), 0);
   EXPECT_EQ(rec->log().back(), "preconnect ro");
+  rec->disconnect_in = "list_exports";
+  EXPECT_EQ(h->listed_names(), std::vector<std::string>{""});
   rec->disconnect_in = "close";
   EXPECT_EQ(h->close(c), 0);
   h->host->disconnect(false);  // no callback running on this thread at all
@@ -430,27 +434,6 @@ TEST_F(HostTest, LendAfterUnloadIsRefused) {
   EXPECT_TRUE(loan.empty());
   const auto calls = rec->log();
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "pread_lend"), 0);
-}
-
-TEST_F(HostTest, CatalogProbesEachExportAndClosesIt) {
-  ASSERT_EQ(h->start({}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h->host->build_catalog(false, catalog), "");
-  ASSERT_EQ(catalog.exports.size(), 1u);
-  EXPECT_EQ(catalog.default_export, "");
-  const auto& e = catalog.exports[0];
-  EXPECT_EQ(e.size_bytes, 1u << 20);
-  EXPECT_TRUE(e.caps.can_write);
-  EXPECT_TRUE(e.caps.can_flush);
-  EXPECT_TRUE(e.caps.can_fua);
-  EXPECT_TRUE(e.caps.can_zero);
-  EXPECT_FALSE(e.caps.can_fast_zero);  // no native zero: a fast zero could never succeed
-  EXPECT_FALSE(e.caps.can_extents);
-  EXPECT_EQ(rec->opens.load(), rec->closes.load());
-  ASSERT_EQ(h->host->build_catalog(true, catalog), "");
-  EXPECT_FALSE(catalog.exports[0].caps.can_write);
-  EXPECT_FALSE(catalog.exports[0].caps.can_trim);
-  EXPECT_TRUE(catalog.read_only);
 }
 
 }  // namespace

@@ -100,9 +100,8 @@ TEST_F(ShTest, ConfigAndCapabilitiesFollowTheScript) {
   EXPECT_EQ(read_file(tmp("mode")), "fast\n");
   EXPECT_EQ(read_file(tmp("loaded")), "loaded\n");
   EXPECT_EQ(h->host->plugin().thread_model(), plugin::ThreadModel::parallel);
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h->host->build_catalog(false, catalog), "");
-  const auto& e = catalog.exports.at(0);
+  core::ExportInfo e;
+  ASSERT_EQ(h->probe(e), 0);
   EXPECT_EQ(e.size_bytes, 1u << 20);
   EXPECT_TRUE(e.caps.can_write && e.caps.can_flush && e.caps.can_trim && e.caps.can_zero && e.caps.can_fua &&
               e.caps.can_multi_conn && e.caps.can_cache && e.caps.can_extents);
@@ -251,10 +250,12 @@ TEST_F(ShTest, MissingMethodsUseNbdkitShDefaults) {
   HostHarness s(std::make_unique<ShPlugin>());
   ASSERT_EQ(s.start({minimal}), "");
   EXPECT_EQ(s.host->plugin().thread_model(), plugin::ThreadModel::serialize_all_requests);
-  core::ExportCatalog catalog;
-  ASSERT_EQ(s.host->build_catalog(false, catalog), "");
-  const auto& caps = catalog.exports.at(0).caps;
-  EXPECT_EQ(catalog.exports[0].size_bytes, 65536u);
+  core::ExportInfo info;
+  ASSERT_EQ(s.probe(info), 0);
+  const auto& caps = info.caps;
+  EXPECT_EQ(info.size_bytes, 65536u);
+  EXPECT_EQ(info.description, "");  // no export_description method
+  EXPECT_EQ(s.listed_names(), std::vector<std::string>{""});  // no list_exports: the default
   EXPECT_FALSE(caps.can_write || caps.can_flush || caps.can_trim || caps.can_zero || caps.can_fua ||
                caps.can_extents || caps.can_cache || caps.can_multi_conn);
   ConnectionPluginState c;
@@ -297,17 +298,23 @@ esac
 )SH", true);
   HostHarness s(std::make_unique<ShPlugin>());
   ASSERT_EQ(s.start({multi}), "");
-  core::ExportCatalog catalog;
-  ASSERT_EQ(s.host->build_catalog(false, catalog), "");
-  ASSERT_EQ(catalog.exports.size(), 2u);
-  EXPECT_EQ(catalog.default_export, "second");
-  EXPECT_EQ(catalog.exports[0].name, "first");
-  EXPECT_EQ(catalog.exports[0].description, "the first one");
-  EXPECT_EQ(catalog.exports[0].size_bytes, 1u << 20);
-  EXPECT_EQ(catalog.exports[1].size_bytes, 2u << 20);
-  EXPECT_EQ(catalog.exports[1].block_size.minimum, 512u);
-  EXPECT_EQ(catalog.exports[1].block_size.preferred, 4096u);
-  EXPECT_EQ(catalog.exports[1].block_size.maximum, 32u << 20);
+  ConnectionPluginState c;
+  std::vector<core::ExportEntry> listed;
+  ASSERT_EQ(s.list_exports(c, listed), 0);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "first");
+  EXPECT_EQ(listed[0].description, "the first one");
+  EXPECT_EQ(listed[1].name, "second");
+  EXPECT_EQ(listed[1].description, "");
+  core::ExportInfo first, second;
+  ASSERT_EQ(s.probe(first, false, "first"), 0);
+  EXPECT_EQ(first.size_bytes, 1u << 20);
+  ASSERT_EQ(s.probe(second, false, ""), 0);  // "" is what default_export prints
+  EXPECT_EQ(second.name, "second");
+  EXPECT_EQ(second.size_bytes, 2u << 20);
+  EXPECT_EQ(second.block_size.minimum, 512u);
+  EXPECT_EQ(second.block_size.preferred, 4096u);
+  EXPECT_EQ(second.block_size.maximum, 32u << 20);
 }
 
 TEST_F(ShTest, ScriptDoesNotInheritOtherDescriptors) {
@@ -318,8 +325,8 @@ TEST_F(ShTest, ScriptDoesNotInheritOtherDescriptors) {
           " ] && { echo EBADF leaked >&2; exit 1; }; echo 1M;; *) exit 2;; esac\n", true);
   HostHarness s(std::make_unique<ShPlugin>());
   ASSERT_EQ(s.start({check}), "");
-  core::ExportCatalog catalog;
-  EXPECT_EQ(s.host->build_catalog(false, catalog), "");
+  core::ExportInfo info;
+  EXPECT_EQ(s.probe(info), 0) << plugin::PluginHost::last_error();
   ::close(leaky);
 }
 
@@ -332,9 +339,9 @@ TEST(ShPluginStdin, ScriptDashIsReadFromStdin) {
   HostHarness h(std::make_unique<ShPlugin>(fds[0]));
   ASSERT_EQ(h.start({"script=-"}), "");
   ::close(fds[0]);
-  core::ExportCatalog catalog;
-  ASSERT_EQ(h.host->build_catalog(false, catalog), "");
-  EXPECT_EQ(catalog.exports.at(0).size_bytes, 2048u);
+  core::ExportInfo info;
+  ASSERT_EQ(h.probe(info), 0);
+  EXPECT_EQ(info.size_bytes, 2048u);
 }
 
 TEST_F(ShTest, ParallelCallsFromSeveralThreads) {
