@@ -122,7 +122,16 @@ int run_process(const std::vector<std::string>& argv, char* const* envp, std::sp
   for (Pipe* p : {&in, &outp, &errp})
     if (int r = p->open(); r != 0) return r;
   pid_t pid = -1;
-  if (int r = spawn(argv, envp, in, outp, errp, pid); r != 0) return r;
+  int r = spawn(argv, envp, in, outp, errp, pid);
+  if (r == ENOEXEC) {
+    // A script without a "#!" line: run it with /bin/sh, as execvp() and nbdkit do.
+    std::vector<std::string> with_shell;
+    with_shell.reserve(argv.size() + 1);
+    with_shell.push_back("/bin/sh");
+    with_shell.insert(with_shell.end(), argv.begin(), argv.end());
+    r = spawn(with_shell, envp, in, outp, errp, pid);
+  }
+  if (r != 0) return r;
   in.close_end(0);
   outp.close_end(1);
   errp.close_end(1);

@@ -275,6 +275,20 @@ TEST_F(ShTest, BadThreadModelOrMissingScriptFailsAtStart) {
   EXPECT_NE(none.start({}).find("script"), std::string::npos);
 }
 
+// nbdkit runs a script without a "#!" line with /bin/sh (execvp's rule), not ENOEXEC.
+TEST_F(ShTest, ScriptWithoutShebangRunsWithBinSh) {
+  std::string body = disk_script;
+  body.erase(0, body.find('\n') + 1);  // drop "#!/bin/sh"
+  const std::string plain = dir.write("plain.sh", body, true);
+  ASSERT_EQ(h->start({plain}), "");
+  conn.id = 9;
+  ASSERT_EQ(h->open(conn, false, "exp"), 0);
+  std::vector<std::byte> data(512, std::byte{7}), back(512);
+  ASSERT_EQ(h->pwrite(conn, data, 0), 0);
+  ASSERT_EQ(h->pread(conn, back, 0), 0);
+  EXPECT_EQ(back, data);
+}
+
 TEST_F(ShTest, TmpdirExistsWhileLoadedAndIsRemovedAtUnload) {
   ASSERT_EQ(h->start({script}), "");
   const std::string tmpdir = h->plugin_as<ShPlugin>().tmpdir();
