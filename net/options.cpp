@@ -1,5 +1,7 @@
 #include "net/options.hpp"
 
+#include "nbdd_version.hpp"  // generated: cmake/version.cmake
+
 #include <charconv>
 #include <cstdint>
 #include <string_view>
@@ -200,7 +202,7 @@ ParseResult parse_options(int argc, const char* const* argv) {
   return parse_options(args);
 }
 
-std::string version_text() { return "nbdd 0.1.0\n"; }
+std::string version_text() { return "nbdd " NBDD_VERSION " (git " NBDD_GIT_REVISION ")\n"; }
 
 std::string usage_text() {
   return R"(usage: nbdd [OPTIONS] PLUGIN [[KEY=]VALUE...]
@@ -217,7 +219,7 @@ Serve PLUGIN over NBD (options and meanings as nbdkit's).
   -t, --threads=N         plugin worker threads (default 16)
   -U, --unix=PATH         listen on a Unix socket ('-' = private temporary socket)
   -v, --verbose           debug log: every input and action of every connection
-  -V, --version           print the version and exit
+  -V, --version           print the version and git revision and exit
       --run=CMD           captive mode: run CMD ($uri $nbd $unixsocket $port $exportname),
                           shut down when it exits and exit with its status
       --exit-with-parent  shut down when the parent process exits

@@ -8,6 +8,7 @@ packages=(
   libnbd-dev libnbd-bin python3-libnbd
   clang-14 libclang-rt-14-dev llvm-14
   qemu-utils fio nbdkit procps iproute2
+  scdoc man-db dpkg-dev lintian systemd  # man pages, the Debian package and its checks
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, step 2 (and what CI runs): install what is missing, build, pass every test.
 #   scripts/test.sh            all stages below
-#   scripts/test.sh default    one stage (default | asan | tsan | sim | mutants | fuzz), or several
+#   scripts/test.sh default    one stage (default | asan | tsan | sim | mutants | fuzz | package), or several
 # Stages:
 #   default  g++ RelWithDebInfo, -Werror: every test (unit, property, sim, integration, fuzz replay)
 #   asan     clang ASan+UBSan: unit, property and fuzz-corpus replay
@@ -10,6 +10,9 @@
 #            from the commit, each seed run twice to check determinism, every coverage mark hit
 #   mutants  each deliberate bug in sim/mutants/ must be caught by the simulator
 #   fuzz     clang libFuzzer: replay corpora, then fuzz each target for NBDD_FUZZ_SECONDS (60)
+#   package  `cmake --install` into a scratch DESTDIR, then the Debian package of the default
+#            build (scripts/package.sh): lintian, installed with apt-get, used, purged
+#            (tests/install/); needs root or sudo
 # Builds are incremental: a second run only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +20,7 @@ scripts/install-deps.sh
 
 jobs=${NBDD_JOBS:-$(nproc)}
 stages=("$@")
-((${#stages[@]})) || stages=(default asan tsan sim mutants fuzz)
+((${#stages[@]})) || stages=(default asan tsan sim mutants fuzz package)
 export PATH=/usr/bin:$PATH  # Debian's python3 (with the nbd module) and nbdsh first
 
 log() { printf '\n=== %s (%s) ===\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -73,8 +76,14 @@ for stage in "${stages[@]}"; do
       log "fuzz"
       scripts/fuzz-ci.sh "${NBDD_FUZZ_SECONDS:-60}" build/fuzz  # builds only the fuzz targets
       ;;
+    package)
+      log "Debian package"
+      NBDD_JOBS=$jobs scripts/package.sh  # leaves exactly one build/package/nbdd_*.deb
+      tests/install/cmake_install_test.sh build/default
+      tests/install/package_test.sh build/package/nbdd_*.deb build/default
+      ;;
     *)
-      echo "test.sh: unknown stage '$stage' (default, asan, tsan, sim, mutants, fuzz)" >&2
+      echo "test.sh: unknown stage '$stage' (default, asan, tsan, sim, mutants, fuzz, package)" >&2
       exit 2
       ;;
   esac
