@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include "plugins/loaded_plugin.hpp"
+#include "plugins/nbdkit/nbdkit_plugin_adaptor.hpp"
 #include "plugins/registry.hpp"
 
 namespace nbdd::plugin {
@@ -29,6 +30,11 @@ std::unique_ptr<Plugin> load_shared_object(const std::string& path, std::string&
     error = "cannot load plugin " + path + ": " + dl_error();
     return nullptr;
   }
+  // An nbdkit plugin (exports plugin_init): hosted through nbdkit's C ABI. The adaptor takes
+  // the handle (or closes it and sets `error` when the plugin is unusable).
+  if (auto nbdkit = nbdkit_abi::adopt_if_nbdkit_plugin(dl, path, error)) return nbdkit;
+  if (!error.empty()) return nullptr;
+
   const auto* version = static_cast<const int*>(dlsym(dl, "nbdd_plugin_api_version"));
   using CreateFn = Plugin* (*)();
   auto create = reinterpret_cast<CreateFn>(dlsym(dl, "nbdd_plugin_create"));
@@ -58,9 +64,11 @@ std::unique_ptr<Plugin> load_shared_object(const std::string& path, std::string&
 std::unique_ptr<Plugin> load_plugin(std::string_view name_or_path, std::string& error) {
   if (looks_like_path(name_or_path)) return load_shared_object(std::string(name_or_path), error);
   if (auto plugin = make_builtin_plugin(name_or_path)) return plugin;
+  // nbdkit's plugins by name, as nbdkit finds them: PLUGINDIR/nbdkit-NAME-plugin.so.
+  if (auto path = nbdkit_abi::find_nbdkit_plugin(name_or_path)) return load_shared_object(*path, error);
   error = "unknown plugin '" + std::string(name_or_path) + "' (built-in:";
   for (auto n : builtin_plugin_names()) error += " " + std::string(n);
-  error += "; or give the path of a .so)";
+  error += "; nbdkit's plugins in " + std::string(nbdkit_abi::nbdkit_plugin_dir()) + "; or give the path of a .so)";
   return nullptr;
 }
 
