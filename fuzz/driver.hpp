@@ -15,7 +15,7 @@
 //   - nothing is fed after Finished.
 // The driver's own oracle is what it must know anyway: Finished exactly once and last, no
 // plugin call still running at Finished, the CallGate released at Finished, no read while
-// closed, plugin calls inside the export. Protocol-level invariants come from the Observer
+// closed, plugin calls inside the export the last open described. Protocol-level invariants come from the Observer
 // (the simulator's InvariantChecker in fuzz_connection).
 #pragma once
 #include <algorithm>
@@ -57,30 +57,30 @@ class Observer {
 inline constexpr ConnectionId conn_id = 1;
 inline constexpr ConnectionId phantom_id = 2;  // another connection contending for the gate
 
-// Two exports: a writable disk with every capability, and a small read-only export with
-// block size constraints and a description. Sizes stay small so the disk model is cheap.
-inline ExportCatalog make_catalog(bool read_only) {
-  ExportCatalog c;
-  ExportInfo disk;
-  disk.name = "disk";
-  disk.description = "fuzz disk";
-  disk.size_bytes = 1 << 20;
-  disk.caps = Capabilities{true, true, true, true, true, true, true, true, true, false};
-  c.exports.push_back(disk);
-  ExportInfo small;
-  small.name = "small";
-  small.description = "small read-only export";
-  small.size_bytes = 64 * 1024;
-  small.caps.can_write = false;
-  small.caps.can_flush = true;
-  small.caps.can_extents = true;
-  small.caps.is_rotational = true;
-  small.block_size = BlockSize{512, 4096, 32768};
-  c.exports.push_back(small);
-  c.default_export = "disk";
-  c.read_only = read_only;
-  return c;
+// The harness's plugin: two named exports — a writable disk with every capability, and a
+// small read-only export with block size constraints and a description — plus any other
+// name, which the input may accept (a plugin like `memory` serves every name) or refuse.
+// "" resolves to "disk" (default_export). Sizes stay small so the disk model is cheap.
+inline ExportInfo known_export(std::string_view name) {
+  ExportInfo e;
+  if (name == "small") {
+    e.name = "small";
+    e.description = "small read-only export";
+    e.size_bytes = 64 * 1024;
+    e.caps.can_write = false;
+    e.caps.can_flush = true;
+    e.caps.can_extents = true;
+    e.caps.is_rotational = true;
+    e.block_size = BlockSize{512, 4096, 32768};
+    return e;
+  }
+  e.name = name.empty() ? "disk" : std::string(name);
+  e.description = "fuzz disk";
+  e.size_bytes = name.empty() || name == "disk" ? 1 << 20 : 64 * 1024;
+  e.caps = Capabilities{true, true, true, true, true, true, true, true, true, false};
+  return e;
 }
+inline bool is_known_export(std::string_view name) { return name.empty() || name == "disk" || name == "small"; }
 
 // Small bounds, so every limit is cheap to reach and no input can make the harness
 // allocate much (the CI script also runs with -rss_limit_mb and -malloc_limit_mb).
@@ -136,21 +136,27 @@ class FuzzGate : public CallGate {
   bool phantom_waiting = false;
 };
 
-struct ExtentShape {  // how the plugin answers an extents call (from the script)
-  std::uint8_t count = 0;  // 0: one extent covering the request exactly
+// How the plugin answers a call (from the script). extents: `count` 0 is one extent
+// covering the request exactly. open: `seed` bits 0-1 shrink the size by that many 512-byte
+// sectors, bit 2 serves a name the plugin does not know (else ENOENT), bit 3 drops every
+// capability but write, bit 4 asks for a description it does not have. list_exports: bit 0
+// adds a name with a NUL, bit 1 a name longer than any NBD string, bit 2 lists nothing.
+struct ExtentShape {
+  std::uint8_t count = 0;
   std::uint8_t seed = 0;
 };
 
 class Driver {
  public:
-  // `catalog` and `observer` must outlive the Driver.
-  Driver(const ExportCatalog& catalog, const Limits& limits, ThreadModel model, Observer* observer)
-      : catalog_(catalog), limits_(limits), observer_(observer) {
+  // `observer` must outlive the Driver. The connection starts with its preconnect call
+  // running (the script completes it like any other call).
+  Driver(const Limits& limits, ThreadModel model, bool read_only, Observer* observer)
+      : limits_(limits), observer_(observer) {
     ConnectionConfig cfg;
     cfg.id = conn_id;
     cfg.accepted_at = now_;
     cfg.limits = limits_;
-    cfg.catalog = &catalog_;
+    cfg.read_only = read_only;
     cfg.thread_model = model;
     cfg.gate = &gate_;
     if (observer_) observer_->on_start(now_);
@@ -163,6 +169,10 @@ class Driver {
   bool finished() const { return finished_; }
   bool aborted() const { return aborted_; }
   std::size_t pending_calls() const { return calls_.size(); }
+  std::optional<CallKind> pending_kind(std::size_t index) const {
+    if (calls_.empty()) return std::nullopt;
+    return calls_[index % calls_.size()].act.call.kind;
+  }
   std::size_t unacked_sends() const { return sends_.size(); }
   Instant now() const { return now_; }
 
@@ -194,6 +204,8 @@ class Driver {
     calls_.erase(calls_.begin() + static_cast<std::ptrdiff_t>(index));
     const PluginCall& pc = c.act.call;
     if (pc.kind == CallKind::close) err = 0;  // close cannot fail
+    if (pc.kind == CallKind::open && err == 0) err = open_export(c, shape);
+    if (pc.kind == CallKind::list_exports && err == 0) list_exports(pc, shape);
     run_call(c, err, shape);
     feed(input::PluginDone{c.act.slot, err});
     return true;
@@ -385,11 +397,12 @@ class Driver {
     const PluginCall& pc = c.call;
     if (pc.kind == CallKind::open) {
       rec.export_name = std::string(pc.export_name);
-      FUZZ_CHECK(catalog_.find(pc.export_name), "open of an unknown export");
-      export_ = catalog_.find(pc.export_name);
-    } else if (pc.kind != CallKind::close) {
-      FUZZ_CHECK(export_ != nullptr, "data call before open");
-      FUZZ_CHECK(pc.count <= export_->size_bytes && pc.offset <= export_->size_bytes - pc.count,
+      FUZZ_CHECK(pc.info != nullptr, "open without an ExportInfo to fill");
+    } else if (pc.kind == CallKind::list_exports) {
+      FUZZ_CHECK(pc.exports && pc.exports->empty(), "list_exports vector");
+    } else if (!is_lifecycle(pc.kind)) {
+      FUZZ_CHECK(handle_open_, "data call without an open handle");
+      FUZZ_CHECK(pc.count <= export_.size_bytes && pc.offset <= export_.size_bytes - pc.count,
                  "plugin call outside the export: off=%llu count=%llu",
                  static_cast<unsigned long long>(pc.offset), static_cast<unsigned long long>(pc.count));
       if (pc.kind == CallKind::pread || pc.kind == CallKind::pwrite)
@@ -400,10 +413,41 @@ class Driver {
     calls_.push_back(std::move(rec));
   }
 
+  // One disk per canonical name, at the largest size any open reported (a later open
+  // may report it smaller: the data stays).
   std::vector<std::byte>& disk() {
-    auto& d = disks_[export_->name];
-    if (d.empty()) d.assign(export_->size_bytes, std::byte{0});
+    auto& d = disks_[export_.name];
+    if (d.size() < export_.size_bytes) d.resize(export_.size_bytes, std::byte{0});
     return d;
+  }
+
+  // open succeeded as far as the script says: describe the export for this connection as
+  // a driver does (nbdkit's rules), or refuse a name the plugin does not know.
+  int open_export(const Call& c, ExtentShape shape) {
+    const PluginCall& pc = c.act.call;
+    if (!is_known_export(c.export_name) && !(shape.seed & 4)) return ENOENT;
+    ExportInfo e = known_export(c.export_name);
+    e.size_bytes -= 512u * (shape.seed & 3);
+    if (shape.seed & 8) e.caps = Capabilities{};
+    if (pc.readonly) e.caps.can_write = false;
+    if (!e.caps.can_write) e.caps.can_trim = e.caps.can_zero = e.caps.can_fua = false;
+    if (!e.caps.can_zero) e.caps.can_fast_zero = false;
+    if (!pc.want_description || (shape.seed & 16)) e.description.clear();
+    *pc.info = e;
+    export_ = e;
+    handle_open_ = true;
+    return 0;
+  }
+
+  void list_exports(const PluginCall& pc, ExtentShape shape) {
+    if (shape.seed & 4) return;
+    auto add = [&](std::string name, std::string description) {
+      if (pc.exports->size() < pc.exports_max) pc.exports->push_back(ExportEntry{std::move(name), std::move(description)});
+    };
+    add("disk", "fuzz disk");
+    if (shape.seed & 1) add(std::string("bad\0name", 8), "");
+    if (shape.seed & 2) add(std::string(limits_.string_bytes_max + 1, 'x'), "too long");
+    add("small", "small read-only export");
   }
 
   // Executes a call against the in-memory disk (only on success: a failed write may or
@@ -429,6 +473,9 @@ class Driver {
       case CallKind::extents:
         if (err == 0) fill_extents(pc, shape);
         break;
+      case CallKind::close:
+        handle_open_ = false;
+        break;
       default: break;
     }
   }
@@ -452,13 +499,13 @@ class Driver {
     }
   }
 
-  const ExportCatalog& catalog_;
   Limits limits_;
   Observer* observer_;
   FuzzGate gate_;
   std::unique_ptr<Connection> conn_;
   Instant now_{1'000'000'000};
-  const ExportInfo* export_ = nullptr;
+  ExportInfo export_;         // what the last successful open described
+  bool handle_open_ = false;  // between a successful open and its close
   std::map<std::string, std::vector<std::byte>> disks_;
   std::deque<Call> calls_;
   std::deque<SentBytes> sends_;

@@ -5,14 +5,17 @@
 // state, so tools/make_seeds.py can write scripts), and bytes from the FRONT are the
 // client's byte stream, pulled by the delivery ops.
 //
-//   config  c0: thread model (bits 0-1), Limits profile (bit 2), read-only catalog (bit 3),
+//   config  c0: thread model (bits 0-1), Limits profile (bit 2), server read-only (-r, bit 3),
 //               handshake prefix (bits 4-7 % 5: none, GO, structured+meta+GO,
 //               extended+meta+GO, EXPORT_NAME)
-//           c1: prefix export (% 3: "", "disk", "small"), bit 2: NO_ZEROES
+//           c1: prefix export (% 3: "", "disk", "small"), bit 2: NO_ZEROES, bit 3: the
+//               plugin's preconnect is left to the script (else it succeeds at once)
 //   ops     (op byte % 16, then its arguments)
 //     0-2   deliver: u16 n; up to n+1 client bytes (0: read_window, 1: foreign buffer,
 //           2: read_window() asked for, then a foreign buffer)
-//     3     PluginDone: u8 which call, u8 errno choice, u8 extents shape
+//     3     PluginDone: u8 which call, u8 errno choice, u8 shape (extents; for open and
+//           list_exports what the plugin answers: size, unknown names, capabilities,
+//           listed names — see ExtentShape in driver.hpp)
 //     4     PluginDone{0} for every running call, oldest first
 //     5     SendDone for the oldest Send          6  SendDone for every Send
 //     7     SendFailed                            8  PeerClosed
@@ -176,10 +179,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto c0 = fdp.ConsumeIntegral<std::uint8_t>();
   const auto c1 = fdp.ConsumeIntegral<std::uint8_t>();
   const auto model = static_cast<ThreadModel>(c0 & 3);
-  const ExportCatalog catalog = make_catalog((c0 & 8) != 0);
+  const bool read_only = (c0 & 8) != 0;
   const Limits limits = make_limits((c0 >> 2) & 1);
-  const auto observer = make_observer(catalog, limits, model);
-  Driver d(catalog, limits, model, observer.get());
+  const auto observer = make_observer(limits, model, read_only);
+  Driver d(limits, model, read_only, observer.get());
+  if (!(c1 & 8)) d.complete(0, 0);  // preconnect
   Script script(fdp, d, handshake_prefix((c0 >> 4) % 5, c1));
   script.run();
   d.finish(20000);

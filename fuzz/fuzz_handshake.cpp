@@ -1,10 +1,13 @@
-// fuzz_handshake: client bytes fed to a fresh core::Connection (catalog with two exports),
-// in a fragmentation chosen by the input; actions drained; the plugin's open and close
-// answered with success or an errno chosen by the input; then the session is ended and
+// fuzz_handshake: client bytes fed to a fresh core::Connection (a plugin with two named
+// exports that may also accept other names, fuzz/driver.hpp), in a fragmentation chosen by
+// the input; actions drained; the plugin's preconnect, list_exports, open and close
+// answered with success or an errno, and open/list_exports with what the plugin describes
+// (sizes, names, capabilities), all chosen by the input; then the session is ended and
 // must reach Finished (liveness).
 //
 // Input layout (FuzzedDataProvider): from the END, one config byte (bit 0: Limits profile,
-// bit 1: read-only catalog) and a u32 seed that drives fragmentation and errnos; all the
+// bit 1: server read-only) and a u32 seed that drives fragmentation, errnos and the
+// plugin's answers; all the
 // bytes before that are the client's byte stream (so a recorded session is a seed as is,
 // followed by 5 trailer bytes; tools/make_seeds.py writes them).
 #include <fuzzer/FuzzedDataProvider.h>
@@ -47,15 +50,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::vector<std::uint8_t> raw = fdp.ConsumeRemainingBytes<std::uint8_t>();
   const std::span<const std::byte> client(reinterpret_cast<const std::byte*>(raw.data()), raw.size());
 
-  const ExportCatalog catalog = make_catalog((config & 2) != 0);
+  const bool read_only = (config & 2) != 0;
   const Limits limits = make_limits(config & 1);
-  const auto observer = make_observer(catalog, limits, ThreadModel::parallel);
-  Driver d(catalog, limits, ThreadModel::parallel, observer.get());
+  const auto observer = make_observer(limits, ThreadModel::parallel, read_only);
+  Driver d(limits, ThreadModel::parallel, read_only, observer.get());
 
   std::size_t pos = 0;
   while (!d.finished()) {
     if (d.pending_calls() > 0) {
-      d.complete(0, pick_errno(rng.next()));
+      const std::uint32_t r = rng.next();
+      // A refused preconnect ends the session before the greeting: rarely, so most
+      // inputs reach the options.
+      const int err = d.pending_kind(0) == CallKind::preconnect ? (r % 32 == 0 ? EACCES : 0) : pick_errno(r);
+      const auto seed = static_cast<std::uint8_t>(r >> 24);
+      d.complete(0, err, ExtentShape{static_cast<std::uint8_t>(seed % 6), seed});
       continue;
     }
     if (d.send_done()) continue;

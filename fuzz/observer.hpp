@@ -11,11 +11,11 @@
 
 namespace nbdd::fuzz {
 
-inline std::unique_ptr<Observer> make_observer([[maybe_unused]] const ExportCatalog& catalog,
-                                               [[maybe_unused]] const Limits& limits,
-                                               [[maybe_unused]] ThreadModel model) {
+inline std::unique_ptr<Observer> make_observer([[maybe_unused]] const Limits& limits,
+                                               [[maybe_unused]] ThreadModel model,
+                                               [[maybe_unused]] bool read_only) {
 #if defined(NBDD_FUZZ_HAVE_SIM)
-  return std::make_unique<SimObserver>(catalog, limits, model);
+  return std::make_unique<SimObserver>(limits, model, read_only);
 #else
   return nullptr;
 #endif

@@ -14,8 +14,8 @@ namespace nbdd::fuzz {
 
 class SimObserver final : public Observer {
  public:
-  SimObserver(const ExportCatalog& catalog, const Limits& limits, ThreadModel model)
-      : checker_(make_config(catalog, limits, model)) {}
+  SimObserver(const Limits& limits, ThreadModel model, bool read_only)
+      : checker_(make_config(limits, model, read_only)) {}
 
   void on_start(Instant now) override { checker_.on_connection(conn_id, now); }
   void on_input(Instant now, const Input& in) override { checker_.on_input(conn_id, now, in); }
@@ -37,10 +37,10 @@ class SimObserver final : public Observer {
   }
 
  private:
-  static sim::CheckerConfig make_config(const ExportCatalog& catalog, const Limits& limits, ThreadModel model) {
+  static sim::CheckerConfig make_config(const Limits& limits, ThreadModel model, bool read_only) {
     sim::CheckerConfig cfg;
-    cfg.catalog = &catalog;
     cfg.limits = limits;
+    cfg.read_only = read_only;
     cfg.thread_model = model;
     cfg.check_disk = true;      // the driver's plugin is a plain in-memory disk
     cfg.server_level = false;   // one connection, no ServerState

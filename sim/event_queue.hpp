@@ -32,7 +32,7 @@ class Clock {
 
 class EventQueue {
  public:
-  static constexpr std::size_t inline_bytes = 112;  // a PluginCall capture fits
+  static constexpr std::size_t inline_bytes = 112;  // plugin calls are parked, events hold an index
 
   // A type-erased, trivially copyable callable of at most inline_bytes.
   class Fn {

@@ -37,6 +37,11 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
                                      core::ThreadModel::serialize_requests, core::ThreadModel::parallel};
   f.thread_model = models[p.below(models.size())];
   f.read_only = p.below(10) == 9;
+  f.plugin_read_only = p.below(10) == 9;
+  if (p.below(3) == 2) f.size_shrink_max = static_cast<std::uint32_t>(p.range_inclusive(1, 7));
+  f.caps_vary = p.below(4) == 3;
+  if (p.below(8) == 7) f.block_min = 512;
+  f.list_invalid_name = p.below(4) == 3;
   f.can_flush = p.below(5) != 0;
   f.can_trim = p.below(4) != 0;
   f.can_zero = p.below(4) != 0;
@@ -57,6 +62,8 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
   f.plugin_stall = maybe(p, 20, 400);
   f.plugin_error = maybe(p, 5, 200);
   f.open_error = maybe(p, 3, 30);
+  f.preconnect_error = maybe(p, 3, 40);
+  f.list_error = maybe(p, 2, 20);
   f.plugin_disconnect_graceful = maybe(p, 10, 300);
   f.plugin_disconnect_force = maybe(p, 10, 400);
   f.plugin_shutdown = maybe(p, 20, 800);
@@ -65,6 +72,7 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
   f.client_lazy = maybe(p, 2, 6);
   f.client_early_disc = maybe(p, 20, 300);
   f.client_bad_request = maybe(p, 10, 100);
+  f.client_odd_name = maybe(p, 3, 20);
   f.think_max_ns = p.range_inclusive(0, 2'000'000);
   f.connect_spread_ns = p.range_inclusive(0, 50'000'000);
   if (p.below(3) == 2) {
@@ -83,6 +91,8 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
 void FaultProfile::print(std::FILE* out) const {
   std::fprintf(out,
                "  clients=%u late_clients=%u requests_max=%u pipeline_max=%u export_bytes=%llu exports=%u\n"
+               "  size_shrink_max=%u caps_vary=%d block_min=%u list_invalid_name=%d plugin_read_only=%d\n"
+               "  preconnect_error=%s list_error=%s odd_name=%s\n"
                "  thread_model=%s read_only=%d flush=%d trim=%d zero=%d fast_zero=%d fua=%d cache=%d extents=%d "
                "multi_conn=%d plugin=%s\n"
                "  net_delay_ns=[%llu,%llu] segment_bytes_max=%u read_bytes_max=%u\n"
@@ -93,7 +103,9 @@ void FaultProfile::print(std::FILE* out) const {
                "  in_flight_max=%u grace_period_ns=%llu handshake_timeout_ns=%llu staged_bytes_max=%u\n"
                "  shutdown_at_ns=%s second_signal_at_ns=%s faults_end_ns=%llu liveness_bound_ns=%llu\n",
                clients, late_clients, requests_max, pipeline_max, static_cast<unsigned long long>(export_bytes),
-               exports, core::to_string(thread_model), read_only, can_flush, can_trim, can_zero, can_fast_zero,
+               exports, size_shrink_max, caps_vary, block_min, list_invalid_name, plugin_read_only,
+               to_string(preconnect_error).c_str(), to_string(list_error).c_str(), to_string(client_odd_name).c_str(),
+               core::to_string(thread_model), read_only, can_flush, can_trim, can_zero, can_fast_zero,
                can_fua, can_cache, can_extents, can_multi_conn, memory_plugin ? "memory" : "sim",
                static_cast<unsigned long long>(net_delay_min_ns), static_cast<unsigned long long>(net_delay_max_ns),
                segment_bytes_max, read_bytes_max, static_cast<unsigned long long>(latency_min_ns),

@@ -19,10 +19,16 @@ struct FaultProfile {
   std::uint32_t late_clients = 0;          // connections arriving after the shutdown request
   std::uint32_t requests_max = 40;         // per client
   std::uint32_t pipeline_max = 4;          // outstanding requests per client
-  std::uint64_t export_bytes = 64 * 1024;  // each export's size
-  std::uint32_t exports = 1;
+  std::uint64_t export_bytes = 64 * 1024;  // each export's largest size (disk i: + i*512)
+  std::uint32_t exports = 1;               // the plugin serves disk0..disk<N-1>; "" is disk0
   core::ThreadModel thread_model = core::ThreadModel::parallel;
-  bool read_only = false;
+  bool read_only = false;                  // the server's -r (ConnectionConfig::read_only)
+  bool plugin_read_only = false;           // the plugin's can_write is false
+  // Each open reports the disk's size minus 0..size_shrink_max sectors of 512 (0: fixed).
+  std::uint32_t size_shrink_max = 0;
+  bool caps_vary = false;                  // each open redraws flush/trim/zero/fua/cache/...
+  std::uint32_t block_min = 0;             // the plugin's minimum block size (0: none; GO may be refused)
+  bool list_invalid_name = false;          // list_exports also returns a name core must skip
   bool can_flush = true, can_trim = true, can_zero = true, can_fast_zero = false, can_fua = true,
        can_cache = true, can_extents = true, can_multi_conn = false;
   bool memory_plugin = false;              // run over the built-in memory plugin
@@ -34,16 +40,21 @@ struct FaultProfile {
   std::uint64_t latency_min_ns = 1'000, latency_max_ns = 500'000;
   Ratio plugin_stall{0, 1};                 // a call takes up to 3 s
   Ratio plugin_error{0, 1};
-  Ratio open_error{0, 1};
-  Ratio plugin_disconnect_graceful{0, 1};   // per data call: disconnect(false) from the callback
-  Ratio plugin_disconnect_force{0, 1};      // per data call: disconnect(true)
-  Ratio plugin_shutdown{0, 1};              // per call: shutdown()
+  Ratio open_error{0, 1};                   // per open (INFO/GO/EXPORT_NAME)
+  Ratio preconnect_error{0, 1};             // per connection: preconnect refuses
+  Ratio list_error{0, 1};                   // per list_exports
+  // disconnect(false/true) from a callback: data calls, and every lifecycle call (where
+  // core must ignore it: only connected callbacks of the GO'd handle count)
+  Ratio plugin_disconnect_graceful{0, 1};
+  Ratio plugin_disconnect_force{0, 1};
+  Ratio plugin_shutdown{0, 1};              // per call (lifecycle calls included): shutdown()
   // clients
   Ratio client_vanish{0, 1};                // per request: reset or half-close now
   Ratio client_mid_request_vanish{0, 1};
   Ratio client_lazy{0, 1};                  // per client: never sends DISC or ABORT by itself
   Ratio client_early_disc{0, 1};            // per request: DISC without waiting for replies
   Ratio client_bad_request{0, 1};           // per request: invalid flags or range
+  Ratio client_odd_name{0, 1};              // per INFO/GO/EXPORT_NAME: a name the plugin refuses
   std::uint64_t think_max_ns = 300'000;
   std::uint64_t connect_spread_ns = 20'000'000;
   // core limits (swarm: small values reach back-pressure and timeout paths)

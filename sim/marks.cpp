@@ -5,7 +5,7 @@
 namespace nbdd::sim {
 
 std::span<const char* const> required_marks() {
-  static constexpr std::array<const char*, 36> marks{
+  static constexpr std::array<const char*, 57> marks{
       "shutdown_in_handshake", "shutdown_in_transmission", "option_after_shutdown", "handshake_err_shutdown",
       "graceful_with_running_call", "graceful_with_queued_request", "graceful_mid_write_payload",
       "request_after_graceful", "write_after_graceful", "eshutdown_reply", "inflight_completed_while_draining",
@@ -14,7 +14,15 @@ std::span<const char* const> required_marks() {
       "plugin_done_after_abort", "close_call_after_force", "open_failed", "plugin_errno", "second_shutdown_forces",
       "refused_during_shutdown", "read_overlaps_write", "go_simple", "go_structured", "go_extended", "export_name",
       "client_reset", "client_half_close", "client_vanished_mid_request", "gate_handover", "parallel_calls",
-      "unload"};
+      "unload",
+      // issue 21: the plugin's lifecycle in the handshake
+      "preconnect_refused", "shutdown_before_preconnect", "shutdown_during_preconnect", "shutdown_during_list",
+      "shutdown_during_open", "shutdown_with_open_queued", "err_shutdown_after_running_open",
+      "err_shutdown_for_queued_open", "list_answered_from_plugin", "list_err_platform",
+      "list_invalid_name_from_plugin", "open_for_info", "go_after_info", "size_differs_between_opens",
+      "close_in_handshake", "close_in_handshake_after_shutdown", "go_refused_block_size",
+      "disconnect_during_lifecycle_call", "lifecycle_call_shutdown", "client_asked_unknown_name",
+      "shutdown_during_close"};
   return marks;
 }
 

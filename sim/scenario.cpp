@@ -27,7 +27,8 @@ std::ostream& operator<<(std::ostream& os, const Step& s) {
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, step::ClientConnects>) os << "connect " << styles[v.style % 3];
+        if constexpr (std::is_same_v<T, step::ClientConnects>)
+          os << "connect " << styles[v.style % 3] << (v.list ? " list" : "") << (v.info ? " info" : "");
         else if constexpr (std::is_same_v<T, step::ClientSends>)
           os << "send " << v.client << ' ' << wire::command_name(v.command) << ' ' << v.offset << ' ' << v.length << ' '
              << v.flags;
@@ -45,6 +46,7 @@ std::ostream& operator<<(std::ostream& os, const Step& s) {
 std::string to_text(const Scenario& sc) {
   std::ostringstream os;
   os << "thread_model " << model_name(sc.thread_model) << '\n';
+  if (sc.hold_lifecycle) os << "hold_lifecycle\n";
   for (const auto& s : sc.steps) os << s << '\n';
   return os.str();
 }
@@ -71,11 +73,18 @@ std::optional<Scenario> parse_scenario(std::string_view text, std::string* error
       for (auto model : models)
         if (m == model_name(model)) sc.thread_model = model, found = true;
       if (!found) return bad("unknown thread model " + m);
+    } else if (word == "hold_lifecycle") {
+      sc.hold_lifecycle = true;
     } else if (word == "connect") {
       std::string s;
       ls >> s;
       step::ClientConnects c;
       c.style = s == "simple" ? 0 : s == "extended" ? 2 : 1;
+      for (std::string extra; ls >> extra;) {
+        if (extra == "list") c.list = true;
+        else if (extra == "info") c.info = true;
+        else return bad("connect STYLE [list] [info]");
+      }
       sc.steps.push_back({c});
     } else if (word == "send") {
       step::ClientSends c;

@@ -5,7 +5,11 @@
 //
 // Text, one step per line ('#' starts a comment):
 //   thread_model parallel|serialize_requests|serialize_all_requests|serialize_connections
-//   connect simple|structured|extended       a scripted client connects and handshakes
+//   hold_lifecycle                            the plugin's preconnect/list_exports/open/close
+//                                             are held like data calls (until a `finish`)
+//   connect simple|structured|extended [list] [info]
+//                                             a scripted client connects and handshakes
+//                                             (LIST first, INFO before its GO, if asked)
 //   send C READ|WRITE|FLUSH|TRIM|CACHE|WRITE_ZEROES|BLOCK_STATUS|DISC OFFSET LENGTH [FLAGS]
 //   finish K                                  the plugin completes held call K (mod count)
 //   advance NS                                virtual time passes
@@ -13,7 +17,7 @@
 //   disconnect C graceful|force               the plugin's disconnect() on client C's connection
 //   peer_close C fin|reset                    client C goes away
 // After each step the world settles for 1 ms of virtual time (network round trips), with
-// plugin data calls held until a `finish`. After the last step faults stop, held calls
+// plugin data calls (and, with hold_lifecycle, lifecycle calls) held until a `finish`. After the last step faults stop, held calls
 // complete, shutdown is requested, and everything must end (liveness).
 #pragma once
 #include <cstdint>
@@ -29,7 +33,11 @@
 namespace nbdd::sim {
 
 namespace step {
-struct ClientConnects { std::uint8_t style = 1; };  // 0 simple, 1 structured, 2 extended
+struct ClientConnects {
+  std::uint8_t style = 1;  // 0 simple, 1 structured, 2 extended
+  bool list = false;       // NBD_OPT_LIST first
+  bool info = false;       // NBD_OPT_INFO for the export before its GO
+};
 struct ClientSends {
   std::uint32_t client = 1;
   std::uint16_t command = 0;  // NBD_CMD_*
@@ -52,6 +60,7 @@ struct Step {
 
 struct Scenario {
   core::ThreadModel thread_model = core::ThreadModel::parallel;
+  bool hold_lifecycle = false;
   std::vector<Step> steps;
 };
 

@@ -8,9 +8,9 @@ namespace nbdd::sim {
 
 using namespace wire;
 
-SimClient::SimClient(World& world, std::uint32_t index, Prng prng, const FaultProfile& profile,
-                     const core::ExportCatalog& catalog, bool scripted, Style style)
-    : world_(world), index_(index), prng_(prng), profile_(profile), catalog_(catalog), scripted_(scripted), style_(style) {
+SimClient::SimClient(World& world, std::uint32_t index, Prng prng, const FaultProfile& profile, bool scripted,
+                     Style style)
+    : world_(world), index_(index), prng_(prng), profile_(profile), scripted_(scripted), style_(style) {
   lazy_ = !scripted_ && prng_.chance(profile_.client_lazy);
 }
 
@@ -73,22 +73,35 @@ std::vector<std::byte> SimClient::meta_data(const std::string& name, const std::
   return d;
 }
 
+// "" (the default export), one of the plugin's names, or (client_odd_name) one it refuses.
+std::string SimClient::pick_name() {
+  if (prng_.chance(profile_.client_odd_name)) {
+    world_.marks().hit("client_asked_unknown_name");
+    return prng_.coin() ? "nope" : "disk" + std::to_string(profile_.exports + prng_.below(3));
+  }
+  const std::uint64_t which = prng_.below(profile_.exports + 1);
+  return which == 0 ? std::string() : "disk" + std::to_string(which - 1);
+}
+
 void SimClient::plan_handshake() {
   plan_.clear();
   if (scripted_) {
     export_name_ = "";
+    if (script_list_) plan_.push_back({opt::list, {}});
+    if (script_info_) plan_.push_back({opt::info, info_data(export_name_, false)});
     if (style_ == Style::extended) plan_.push_back({opt::extended_headers, {}});
     if (style_ == Style::structured) plan_.push_back({opt::structured_reply, {}});
     if (style_ != Style::simple) plan_.push_back({opt::set_meta, meta_data(export_name_, {"base:allocation"})});
     plan_.push_back({opt::go, info_data(export_name_, true)});
     return;
   }
-  const std::uint64_t exports = catalog_.exports.size();
-  const std::uint64_t which = prng_.below(exports + 1);
-  export_name_ = which == exports ? "" : catalog_.exports[which].name;
+  export_name_ = pick_name();
   // Special cases are drawn as non-zero values, so a ChoiceTape's zeros give a plain GO.
   if (prng_.below(3) == 1) plan_.push_back({opt::list, {}});
-  if (prng_.below(3) == 1) plan_.push_back({opt::info, info_data(prng_.below(6) == 1 ? "nope" : export_name_, false)});
+  if (prng_.below(3) == 1) {
+    plan_.push_back({opt::info, info_data(prng_.below(6) == 1 ? pick_name() : export_name_, false)});
+    if (prng_.below(4) == 1) plan_.push_back({opt::list, {}});  // LIST between INFO and GO
+  }
   const bool ext = prng_.below(3) == 1, sr = prng_.coin();
   if (ext && sr && prng_.coin()) {
     plan_.push_back({opt::structured_reply, {}});
@@ -166,8 +179,9 @@ void SimClient::on_option_reply(const ServerStreamDecoder::Event& ev) {
       enter_transmission();
       return;
     }
-    if (!go_retry_used_ && !scripted_) {  // try once more, plainly
+    if (!go_retry_used_ && !scripted_) {  // try once more, plainly: the default export
       go_retry_used_ = true;
+      if (ev.type == rep::err_unknown) export_name_.clear();
       send_option(opt::go, info_data(export_name_, true));
       return;
     }

@@ -1,6 +1,8 @@
 // sim::SimClient: an NBD client that does real fixed-newstyle handshakes (LIST, INFO, GO,
 // EXPORT_NAME, STRUCTURED_REPLY, LIST/SET_META_CONTEXT, EXTENDED_HEADERS, unknown options,
-// ABORT) and then pipelines random commands with random flags, sends DISC, or vanishes
+// ABORT) — asking for the plugin's exports by name, the empty name (the default export) or
+// names the plugin refuses, learning the size and flags from the server's replies — and
+// then pipelines random commands with random flags, sends DISC, or vanishes
 // (half-close or reset, also in the middle of a request). It parses every byte it receives
 // with sim::wire::ServerStreamDecoder (independent of core's encoder) and follows the
 // spec's client duties: ERR_SHUTDOWN -> ABORT, ESHUTDOWN -> DISC (unless "lazy", a client
@@ -14,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "core/export_catalog.hpp"
 #include "sim/fault_profile.hpp"
 #include "sim/network.hpp"
 #include "sim/prng.hpp"
@@ -27,8 +28,8 @@ class World;
 class SimClient {
  public:
   enum class Style : std::uint8_t { simple, structured, extended };
-  SimClient(World& world, std::uint32_t index, Prng prng, const FaultProfile& profile,
-            const core::ExportCatalog& catalog, bool scripted, Style style = Style::structured);
+  SimClient(World& world, std::uint32_t index, Prng prng, const FaultProfile& profile, bool scripted,
+            Style style = Style::structured);
 
   void start();                                   // connect now
   void attach(Pipe* to_server) { to_server_ = to_server; }
@@ -37,6 +38,10 @@ class SimClient {
   void on_end(bool reset);                        // FIN or RST from the server
 
   // scenario mode
+  void script_options(bool list, bool info) {
+    script_list_ = list;
+    script_info_ = info;
+  }
   bool send_command(std::uint16_t type, std::uint64_t offset, std::uint32_t length, std::uint16_t flags);
   void vanish(bool reset);
 
@@ -59,14 +64,15 @@ class SimClient {
   void write(std::span<const std::byte> bytes);
   std::vector<std::byte> info_data(const std::string& name, bool go);
   std::vector<std::byte> meta_data(const std::string& name, const std::vector<std::string>& queries);
+  std::string pick_name();
 
   World& world_;
   std::uint32_t index_;
   Prng prng_;
   const FaultProfile& profile_;
-  const core::ExportCatalog& catalog_;
   bool scripted_;
   Style style_;
+  bool script_list_ = false, script_info_ = false;  // scenario: LIST first, INFO before GO
   bool lazy_ = false;
   Pipe* to_server_ = nullptr;
   wire::ServerStreamDecoder dec_;

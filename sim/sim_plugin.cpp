@@ -6,32 +6,9 @@
 
 namespace nbdd::sim {
 
-core::ExportCatalog SimPlugin::make_catalog(const FaultProfile& f) {
-  core::ExportCatalog cat;
-  for (std::uint32_t i = 0; i < f.exports; ++i) {
-    core::ExportInfo e;
-    e.name = "disk" + std::to_string(i);
-    e.description = "simulated disk " + std::to_string(i);
-    e.size_bytes = f.export_bytes + i * 512;
-    e.caps.can_write = !f.read_only;
-    e.caps.can_flush = f.can_flush;
-    e.caps.can_trim = f.can_trim;
-    e.caps.can_zero = f.can_zero;
-    e.caps.can_fast_zero = f.can_fast_zero;
-    e.caps.can_fua = f.can_fua;
-    e.caps.can_cache = f.can_cache;
-    e.caps.can_extents = f.can_extents;
-    e.caps.can_multi_conn = f.can_multi_conn;
-    cat.exports.push_back(std::move(e));
-  }
-  cat.default_export = "disk0";
-  cat.read_only = false;
-  return cat;
-}
-
-SimPlugin::SimPlugin(Prng prng, const FaultProfile& profile, const core::ExportCatalog& catalog)
-    : prng_(prng), profile_(profile), catalog_(catalog) {
-  for (const auto& e : catalog_.exports) disks_[e.name].assign(e.size_bytes, std::byte{0});
+SimPlugin::SimPlugin(Prng prng, const FaultProfile& profile) : prng_(prng), profile_(profile) {
+  for (std::uint32_t i = 0; i < profile_.exports; ++i)
+    disks_[export_name(i)].assign(profile_.export_bytes + i * 512, std::byte{0});
 }
 
 std::uint64_t SimPlugin::latency_ns() {
@@ -45,24 +22,88 @@ std::vector<std::byte>& SimPlugin::disk(core::ConnectionId conn) {
   return it == export_of_.end() || !it->second ? none : *it->second;
 }
 
+void SimPlugin::callback_effects(const core::PluginCall&, bool faults, PluginEffects& fx) {
+  if (!faults) return;
+  if (prng_.chance(profile_.plugin_shutdown)) fx.shutdown = true;
+  if (prng_.chance(profile_.plugin_disconnect_graceful)) fx.disconnect = true;
+  if (prng_.chance(profile_.plugin_disconnect_force)) fx.disconnect = fx.force = true;
+}
+
+// list_exports: every export, with a description; sometimes also a name no NBD string can
+// carry (core must skip it). Appends at most exports_max entries, as a driver must.
+int SimPlugin::list(const core::PluginCall& call, bool faults) {
+  if (faults && prng_.chance(profile_.list_error)) return prng_.coin() ? EIO : EACCES;
+  if (!call.exports) return EINVAL;
+  auto add = [&](std::string name, std::string description) {
+    if (call.exports_max && call.exports->size() >= call.exports_max) return;
+    call.exports->push_back(core::ExportEntry{std::move(name), std::move(description)});
+  };
+  for (std::uint32_t i = 0; i < profile_.exports; ++i) {
+    if (profile_.list_invalid_name && i == 1) add(std::string("bad\0name", 8), "a name with a NUL");
+    add(export_name(i), "simulated disk " + std::to_string(i));
+  }
+  if (profile_.list_invalid_name && profile_.exports == 1) add(std::string("bad\0name", 8), "");
+  return 0;
+}
+
+// open: default_export resolves ""; unknown names fail; then the export is described for
+// this connection after nbdkit's rules (nothing writable when read-only; trim, zero and
+// fua only when writable; fast zero only with zero).
+int SimPlugin::open(core::ConnectionId conn, const core::PluginCall& call, bool faults) {
+  if (faults && prng_.chance(profile_.open_error)) {
+    static constexpr std::array errs{EACCES, ENOENT, EIO};
+    return errs[prng_.below(errs.size())];
+  }
+  const std::string name = call.export_name.empty() ? export_name(0) : std::string(call.export_name);
+  auto it = disks_.find(name);
+  if (it == disks_.end()) return ENOENT;
+  if (!call.info) return EINVAL;
+  core::ExportInfo& info = *call.info;
+  info.name = name;
+  info.description = call.want_description ? "simulated " + name : std::string();
+  const std::uint64_t shrink = profile_.size_shrink_max ? prng_.below(profile_.size_shrink_max + 1) : 0;
+  info.size_bytes = it->second.size() - 512 * shrink;
+  core::Capabilities c;
+  c.can_write = !call.readonly && !profile_.plugin_read_only;
+  c.can_flush = profile_.can_flush;
+  c.can_trim = profile_.can_trim;
+  c.can_zero = profile_.can_zero;
+  c.can_fast_zero = profile_.can_fast_zero;
+  c.can_fua = profile_.can_fua;
+  c.can_cache = profile_.can_cache;
+  c.can_extents = profile_.can_extents;
+  c.can_multi_conn = profile_.can_multi_conn;
+  if (profile_.caps_vary) {
+    c.can_flush = prng_.coin();
+    c.can_trim = prng_.coin();
+    c.can_zero = prng_.coin();
+    c.can_fast_zero = prng_.coin();
+    c.can_fua = prng_.coin();
+    c.can_cache = prng_.coin();
+    c.can_multi_conn = prng_.coin();
+    c.is_rotational = prng_.coin();
+  }
+  c.can_trim = c.can_trim && c.can_write;
+  c.can_zero = c.can_zero && c.can_write;
+  c.can_fua = c.can_fua && c.can_write;
+  c.can_fast_zero = c.can_fast_zero && c.can_zero;
+  info.caps = c;
+  info.block_size = profile_.block_min ? core::BlockSize{profile_.block_min, 4096, 32u << 20} : core::BlockSize{};
+  export_of_[conn] = &it->second;
+  return 0;
+}
+
 int SimPlugin::run(core::ConnectionId conn, const core::PluginCall& call, bool faults, PluginEffects& fx) {
   using core::CallKind;
-  if (faults && prng_.chance(profile_.plugin_shutdown)) fx.shutdown = true;
-  if (call.kind == CallKind::open) {
-    if (faults && prng_.chance(profile_.plugin_disconnect_graceful)) fx.disconnect = true;  // ignored by core
-    if (faults && prng_.chance(profile_.open_error)) return prng_.coin() ? EACCES : ENOENT;
-    const auto* info = catalog_.find(call.export_name);
-    if (!info) return ENOENT;
-    export_of_[conn] = &disks_[info->name];
-    return 0;
+  callback_effects(call, faults, fx);
+  switch (call.kind) {
+    case CallKind::preconnect:
+      return faults && prng_.chance(profile_.preconnect_error) ? (prng_.coin() ? EACCES : EPERM) : 0;
+    case CallKind::list_exports: return list(call, faults);
+    case CallKind::open: return open(conn, call, faults);
+    case CallKind::close: export_of_.erase(conn); return 0;
+    default: break;
   }
-  if (call.kind == CallKind::close) {
-    if (faults && prng_.chance(profile_.plugin_disconnect_force)) fx.disconnect = fx.force = true;  // ignored
-    export_of_.erase(conn);
-    return 0;
-  }
-  if (faults && prng_.chance(profile_.plugin_disconnect_graceful)) fx.disconnect = true;
-  if (faults && prng_.chance(profile_.plugin_disconnect_force)) fx.disconnect = fx.force = true;
   if (faults && prng_.chance(profile_.plugin_error)) {
     static constexpr std::array errs{EIO, ENOSPC, EPERM, EINVAL, ENOMEM};
     return errs[prng_.below(errs.size())];

@@ -1,8 +1,13 @@
-// sim::SimPlugin: the simulator's own plugin. One model disk per export (shared by every
-// connection, like a real plugin's backing store), per-call latency drawn from the profile,
+// sim::SimPlugin: the simulator's own plugin, answering every call core asks for — the
+// lifecycle (preconnect, list_exports, open with the export described for this connection,
+// close) and the data calls. Like a real plugin, it serves its exports by name (disk0..,
+// "" resolves to disk0, any other name fails ENOENT) from one model disk per export shared
+// by every connection; each open may report a different size (the disk minus a few sectors)
+// and, with caps_vary, different capabilities. Per-call latency drawn from the profile,
 // errno faults, and — from inside random callbacks, at random moments — disconnect(false),
 // disconnect(true) and shutdown(), exactly the calls a real plugin can make through
-// plugin::Host. A call takes effect atomically at its completion time.
+// plugin::Host (core must ignore a disconnect from anything but the GO'd handle's calls).
+// A call takes effect atomically at its completion time.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -10,7 +15,7 @@
 #include <vector>
 
 #include "core/call_gate.hpp"
-#include "core/export_catalog.hpp"
+#include "core/export_info.hpp"
 #include "core/plugin_call.hpp"
 #include "sim/fault_profile.hpp"
 #include "sim/prng.hpp"
@@ -26,24 +31,28 @@ struct PluginEffects {
 
 class SimPlugin {
  public:
-  SimPlugin(Prng prng, const FaultProfile& profile, const core::ExportCatalog& catalog);
+  SimPlugin(Prng prng, const FaultProfile& profile);
 
   std::uint64_t latency_ns();
   // Runs one call; returns 0 or an errno. `faults` is false once the fault phase is over.
   int run(core::ConnectionId conn, const core::PluginCall& call, bool faults, PluginEffects& fx);
+  // Only the callbacks' disconnect()/shutdown() of a call, without running it (the
+  // memory-plugin mode runs the real plugin and takes these faults from here).
+  void callback_effects(const core::PluginCall& call, bool faults, PluginEffects& fx);
   void unload() { ++unloads_; }
   std::uint32_t unloads() const { return unloads_; }
 
-  // The catalog the simulator's exports are served from (built from the profile).
-  static core::ExportCatalog make_catalog(const FaultProfile& profile);
+  // The names this plugin serves (the default export is the first).
+  static std::string export_name(std::uint32_t index) { return "disk" + std::to_string(index); }
 
  private:
+  int open(core::ConnectionId conn, const core::PluginCall& call, bool faults);
+  int list(const core::PluginCall& call, bool faults);
   std::vector<std::byte>& disk(core::ConnectionId conn);
   Prng prng_;
   const FaultProfile& profile_;
-  const core::ExportCatalog& catalog_;
-  std::map<std::string, std::vector<std::byte>> disks_;
-  std::map<core::ConnectionId, std::vector<std::byte>*> export_of_;  // the disk of each open connection
+  std::map<std::string, std::vector<std::byte>> disks_;  // at their largest size
+  std::map<core::ConnectionId, std::vector<std::byte>*> export_of_;  // the disk of each open handle
   std::uint32_t unloads_ = 0;
 };
 

@@ -98,8 +98,11 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
               (static_cast<std::uint64_t>(c.kind) << 8) | (c.readonly ? 1 : 0));
           if (c.kind == core::CallKind::open) {
             mix_bytes(c.export_name.data(), c.export_name.size());
+            mix(c.want_description ? 1 : 0);
             r.text.assign(c.export_name.substr(0, 64));
-          } else if (c.kind != core::CallKind::close) {
+          } else if (c.kind == core::CallKind::list_exports) {
+            mix(c.exports_max);
+          } else if (!core::is_lifecycle(c.kind)) {
             mix(c.offset);
             mix(c.count);
             mix(c.flags);
@@ -135,7 +138,14 @@ std::string Trace::text_of(const Rec& r) {
     case Type::input: return core::describe(r.in);
     case Type::action: {
       core::Action a = r.act;  // spans are only measured; the export name lives in r.text
-      if (auto* c = std::get_if<core::action::CallPlugin>(&a)) c->call.export_name = r.text;
+      if (auto* c = std::get_if<core::action::CallPlugin>(&a)) {
+        // the call's core-owned pointers are long gone: describe() must not follow them
+        c->call.export_name = r.text;
+        c->call.info = nullptr;
+        c->call.exports = nullptr;
+        c->call.extents = nullptr;
+        c->call.buffer = {};
+      }
       return core::describe(a);
     }
     case Type::server: return core::describe(r.srv);

@@ -192,6 +192,16 @@ done:
 
 // ================================ server -> client =========================================
 
+namespace {
+// The export name at the start of INFO/GO/*_META_CONTEXT data (u32 length, name).
+std::string name_in(const std::vector<std::byte>& data) {
+  if (data.size() < 4) return {};
+  const std::uint32_t n = load32(data.data());
+  if (n > data.size() - 4) return {};
+  return {reinterpret_cast<const char*>(data.data() + 4), n};
+}
+}  // namespace
+
 void ServerStreamDecoder::option_sent(std::uint32_t option, std::span<const std::byte> data) {
   options_.push_back(option);
   option_data_.emplace_back(data.begin(), data.end());
@@ -286,13 +296,16 @@ bool ServerStreamDecoder::step(std::vector<Event>& out) {
       eflags_ = load16(p + 8);
       pos_ += need;
       options_.pop_front();
+      const std::vector<std::byte> sent_name = std::move(option_data_.front());
       option_data_.pop_front();
       if (!(eflags_ & eflag::has_flags)) return fail(out, "transmission flags without HAS_FLAGS");
       if ((eflags_ & eflag::send_df) && !structured_) return fail(out, "SEND_DF without structured replies");
       if (eflags_ & 0xe000) return fail(out, "unknown transmission flag");
       structured_ = structured_ || extended_;
       state_ = State::transmission;
-      meta_ids_.clear();  // EXPORT_NAME: the selection stays only if it named this export; be strict
+      // §8.2 (and nbdkit): a selection made for another export name does not carry over.
+      if (std::string_view(reinterpret_cast<const char*>(sent_name.data()), sent_name.size()) != meta_export_)
+        meta_ids_.clear();
       Event ev{};
       ev.kind = Event::Kind::export_block;
       ev.size = export_size_;
@@ -423,8 +436,12 @@ bool ServerStreamDecoder::option_reply(std::vector<Event>& out, std::uint32_t op
     if (!error) {
       if (sent == opt::structured_reply) structured_ = structured_acked_ = true;
       if (sent == opt::extended_headers) extended_ = structured_ = true;
-      if (sent == opt::set_meta) meta_ids_ = current_->meta_ids;
+      if (sent == opt::set_meta) {
+        meta_ids_ = current_->meta_ids;
+        meta_export_ = name_in(option_data_.front());
+      }
       if (sent == opt::go) {
+        if (name_in(option_data_.front()) != meta_export_) meta_ids_.clear();
         eflags_ = current_->eflags;
         export_size_ = current_->size;
         state_ = State::transmission;

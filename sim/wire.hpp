@@ -35,6 +35,7 @@ inline constexpr std::uint32_t export_name = 1, abort = 2, list = 3, starttls = 
 namespace rep {
 inline constexpr std::uint32_t ack = 1, server = 2, info = 3, meta_context = 4;
 inline constexpr std::uint32_t err_unsup = 0x80000001u, err_policy = 0x80000002u, err_invalid = 0x80000003u,
+                               err_platform = 0x80000004u,
                                err_unknown = 0x80000006u, err_shutdown = 0x80000007u,
                                err_block_size_reqd = 0x80000008u, err_too_big = 0x80000009u,
                                err_ext_header_reqd = 0x8000000au;
@@ -209,6 +210,7 @@ class ServerStreamDecoder {
   std::uint16_t eflags_ = 0;
   std::uint64_t export_size_ = 0;
   std::vector<std::uint32_t> meta_ids_;       // selected by the last SET_META_CONTEXT
+  std::string meta_export_;                   // ...for this export name (GO keeps it only for the same name)
   std::vector<std::uint32_t> pending_meta_;   // replies of the SET in progress
   std::map<std::uint64_t, Pending> outstanding_;
   std::map<std::uint64_t, std::uint32_t> disc_cookies_;

@@ -93,18 +93,17 @@ void World::setup() {
   limits_.staged_bytes_max = profile_.staged_bytes_max;
   gate_ = std::make_unique<Gate>(*this);
   if (profile_.memory_plugin) memory_ = make_memory_backend(profile_);
-  if (memory_) {
-    catalog_ = memory_->catalog();
+  if (memory_)
     marks_.hit("memory_plugin");
-  } else {
+  else
     profile_.memory_plugin = false;
-    catalog_ = SimPlugin::make_catalog(profile_);
-  }
-  plugin_ = std::make_unique<SimPlugin>(plugin_prng_.fork(), profile_, catalog_);
+  plugin_ = std::make_unique<SimPlugin>(plugin_prng_.fork(), profile_);
   CheckerConfig cc;
-  cc.catalog = &catalog_;
   cc.limits = limits_;
   cc.thread_model = profile_.thread_model;
+  cc.read_only = profile_.read_only;
+  // The memory plugin serves every name from one array; the sim plugin has a disk per name.
+  cc.one_disk_for_all_names = memory_ != nullptr;
   checker_ = std::make_unique<InvariantChecker>(cc);
 }
 
@@ -170,7 +169,7 @@ void World::connect(SimClient& client) {
   cfg.id = id;
   cfg.accepted_at = now();
   cfg.limits = limits_;
-  cfg.catalog = &catalog_;
+  cfg.read_only = profile_.read_only;
   cfg.thread_model = profile_.thread_model;
   cfg.gate = gate_.get();
   sc->conn = std::make_unique<core::Connection>(cfg);
@@ -329,16 +328,30 @@ void World::do_read(core::ConnectionId id) {
 
 void World::start_call(ServerConn& sc, const core::action::CallPlugin& cp) {
   ++sc.running_calls;
-  if (options_.scripted && faults_active_ && cp.call.kind != core::CallKind::open &&
-      cp.call.kind != core::CallKind::close) {
+  if (options_.scripted && faults_active_ && (options_.hold_lifecycle || !core::is_lifecycle(cp.call.kind))) {
     held_.push_back(HeldCall{sc.id, cp.slot, cp.call});
     return;
   }
-  const core::ConnectionId id = sc.id;
-  const core::SlotId slot = cp.slot;
-  const core::PluginCall call = cp.call;
+  const std::uint32_t index = park(HeldCall{sc.id, cp.slot, cp.call});
   queue_.at(now() + core::Duration{options_.scripted ? 1000 : plugin_->latency_ns()},
-            [this, id, slot, call] { complete_call(id, slot, call); });
+            [this, index] { complete_parked(index); });
+}
+
+std::uint32_t World::park(const HeldCall& call) {
+  if (parked_free_.empty()) {
+    parked_.push_back(call);
+    return static_cast<std::uint32_t>(parked_.size() - 1);
+  }
+  const std::uint32_t index = parked_free_.back();
+  parked_free_.pop_back();
+  parked_[index] = call;
+  return index;
+}
+
+void World::complete_parked(std::uint32_t index) {
+  const HeldCall h = parked_[index];
+  parked_free_.push_back(index);
+  complete_call(h.id, h.slot, h.call);
 }
 
 void World::complete_call(core::ConnectionId id, core::SlotId slot, core::PluginCall call) {
@@ -346,18 +359,19 @@ void World::complete_call(core::ConnectionId id, core::SlotId slot, core::Plugin
   if (!sc || stopped_) return;
   PluginEffects fx;
   int err = 0;
+  const bool faults = faults_active_ && !options_.scripted;
   if (memory_) {
     err = memory_->run(id, call, fx);
-    if (call.kind != core::CallKind::open && call.kind != core::CallKind::close && faults_active_ && !options_.scripted) {
-      PluginEffects extra;
-      plugin_->run(id, core::PluginCall{core::CallKind::flush}, true, extra);  // only for its callbacks
-      fx.disconnect = fx.disconnect || extra.disconnect;
-      fx.force = fx.force || extra.force;
-      fx.shutdown = fx.shutdown || extra.shutdown;
-    }
+    PluginEffects extra;
+    plugin_->callback_effects(call, faults, extra);  // the real plugin makes none by itself
+    fx.disconnect = fx.disconnect || extra.disconnect;
+    fx.force = fx.force || extra.force;
+    fx.shutdown = fx.shutdown || extra.shutdown;
   } else {
-    err = plugin_->run(id, call, faults_active_ && !options_.scripted, fx);
+    err = plugin_->run(id, call, faults, fx);
   }
+  if (core::is_lifecycle(call.kind) && (fx.disconnect || fx.shutdown))
+    marks_.hit(fx.shutdown ? "lifecycle_call_shutdown" : "lifecycle_call_disconnect");
   trace_.record(now(), id, "plg", PluginReturn{err, fx.disconnect, fx.force, fx.shutdown});
   if (fx.disconnect) {
     marks_.hit(fx.force ? "plugin_called_disconnect_force" : "plugin_called_disconnect");
@@ -414,9 +428,9 @@ void World::end_faults() {
   if (!shutdown_requested_) request_shutdown("end of the fault phase");
   // release anything a scenario held back
   while (!held_.empty()) {
-    HeldCall h = held_.front();
+    const std::uint32_t index = park(held_.front());
     held_.pop_front();
-    queue_.at(now() + core::Duration{1000}, [this, h] { complete_call(h.id, h.slot, h.call); });
+    queue_.at(now() + core::Duration{1000}, [this, index] { complete_parked(index); });
   }
 }
 
@@ -473,7 +487,7 @@ Outcome World::run() {
   const std::uint32_t total = profile_.clients + profile_.late_clients;
   for (std::uint32_t i = 0; i < total; ++i) {
     const bool late = i >= profile_.clients;
-    clients_.push_back(std::make_unique<SimClient>(*this, i + 1, client_prng_.fork(), profile_, catalog_, false));
+    clients_.push_back(std::make_unique<SimClient>(*this, i + 1, client_prng_.fork(), profile_, false));
     SimClient* c = clients_.back().get();
     std::uint64_t at = client_prng_.below(profile_.connect_spread_ns + 1);
     if (late) at = (profile_.shutdown_at_ns ? *profile_.shutdown_at_ns : profile_.faults_end_ns) + client_prng_.below(5'000'000);

@@ -56,6 +56,7 @@ struct WorldOptions {
   bool full_trace = false;
   ChoiceTape* tape = nullptr;    // tape mode: every draw of the world comes from this tape
   bool scripted = false;         // scenario mode: clients and plugin wait for Steps
+  bool hold_lifecycle = false;   // scenario mode: lifecycle calls wait for a Step too
   std::uint64_t max_events = 20'000'000;
 };
 
@@ -118,7 +119,6 @@ class World {
   EventQueue queue_;
   Trace trace_;
   Marks marks_;
-  core::ExportCatalog catalog_;
   core::Limits limits_;
   std::unique_ptr<Gate> gate_;
   core::ServerState server_;
@@ -132,6 +132,12 @@ class World {
   std::vector<ServerConn*> conn_index_;            // by id (ServerState hands out 1, 2, 3...)
   std::map<std::uint32_t, core::ConnectionId> client_conn_;  // client index -> its connection
   std::deque<HeldCall> held_;                      // scenario mode: calls waiting for PluginFinishes
+  // Calls whose completion event is queued: the event captures an index here (a PluginCall
+  // is too large for an event's inline capture). Reused through the free list.
+  std::vector<HeldCall> parked_;
+  std::vector<std::uint32_t> parked_free_;
+  std::uint32_t park(const HeldCall& call);
+  void complete_parked(std::uint32_t index);
   bool faults_active_ = true;
   bool shutdown_requested_ = false;
   bool exited_ = false;

@@ -27,11 +27,9 @@ class RealMemory final : public MemoryBackend {
     };
     hooks.debug = [](std::string_view) {};
     host_ = std::make_unique<plugin::PluginHost>(plugin::make_builtin_plugin("memory"), std::move(hooks));
-    std::string err = host_->start({"size=" + std::to_string(profile.export_bytes)});
-    if (err.empty()) err = host_->build_catalog(profile.read_only, catalog_);
+    const std::string err = host_->start({"size=" + std::to_string(profile.export_bytes)});
     if (!err.empty()) throw std::runtime_error("memory plugin: " + err);
   }
-  const core::ExportCatalog& catalog() const override { return catalog_; }
   int run(core::ConnectionId conn, const core::PluginCall& call, PluginEffects& fx) override {
     auto& st = states_[conn];
     st.id = conn;
@@ -39,14 +37,14 @@ class RealMemory final : public MemoryBackend {
     fx_ = &fx;
     const int err = host_->run(st, call);
     fx_ = nullptr;
-    if (call.kind == core::CallKind::close) states_.erase(conn);
+    // The state lives while a handle may be open; a new open starts from a fresh one.
+    if (call.kind == core::CallKind::close || (call.kind == core::CallKind::open && err != 0)) states_.erase(conn);
     return err;
   }
   void unload() override { host_->unload(); }
 
  private:
   std::unique_ptr<plugin::PluginHost> host_;
-  core::ExportCatalog catalog_;
   std::map<core::ConnectionId, plugin::ConnectionPluginState> states_;
   PluginEffects* fx_ = nullptr;
 };

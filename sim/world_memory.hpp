@@ -1,10 +1,12 @@
 // The real built-in `memory` plugin behind the simulator, through plugin::PluginHost::run()
-// (the same code path as the daemon's worker pool), called synchronously at the simulated
-// completion time. Available only when plugins/ provides registry.hpp.
+// (the same code path as the daemon's worker pool) for every call kind — preconnect,
+// list_exports, open (default_export, get_size, can_*...), close and the data calls —
+// called synchronously at the simulated completion time. Available only when plugins/
+// provides registry.hpp.
 #pragma once
 #include <memory>
 
-#include "core/export_catalog.hpp"
+#include "core/export_info.hpp"
 #include "core/plugin_call.hpp"
 #include "sim/fault_profile.hpp"
 #include "sim/sim_plugin.hpp"
@@ -14,7 +16,6 @@ namespace nbdd::sim {
 class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
-  virtual const core::ExportCatalog& catalog() const = 0;
   virtual int run(core::ConnectionId conn, const core::PluginCall& call, PluginEffects& fx) = 0;
   virtual void unload() = 0;
 };

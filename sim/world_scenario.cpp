@@ -22,8 +22,9 @@ void World::apply(const Step& s) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, step::ClientConnects>) {
           const auto index = static_cast<std::uint32_t>(clients_.size() + 1);
-          clients_.push_back(std::make_unique<SimClient>(*this, index, client_prng_.fork(), profile_, catalog_, true,
+          clients_.push_back(std::make_unique<SimClient>(*this, index, client_prng_.fork(), profile_, true,
                                                          static_cast<SimClient::Style>(v.style % 3)));
+          clients_.back()->script_options(v.list, v.info);
           clients_.back()->start();
         } else if constexpr (std::is_same_v<T, step::ClientSends>) {
           if (clients_.empty()) return;
@@ -80,6 +81,7 @@ Outcome run_scenario(const Scenario& scenario, bool full_trace, std::FILE* repor
   WorldOptions opt;
   opt.full_trace = full_trace;
   opt.scripted = true;
+  opt.hold_lifecycle = scenario.hold_lifecycle;
   World world(f, opt);
   Outcome out = world.run_scenario(scenario.steps);
   if (report && out.kind != OutcomeKind::ok) print_failure(report, out, world.trace_ref(), "nbdd-sim --scenario=FILE --trace=full");

@@ -1,5 +1,5 @@
 // Dispatch: every observation gets a tick, then goes to the families (replies.cpp,
-// shutdown.cpp, lifecycle.cpp, durability.cpp, liveness.cpp).
+// shutdown.cpp, lifecycle.cpp, handshake.cpp, durability.cpp, liveness.cpp).
 #include <variant>
 
 #include "sim/invariants/checker_state.hpp"
@@ -64,7 +64,9 @@ void InvariantChecker::on_connection(core::ConnectionId id, core::Instant now) {
 
 void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const core::Input& in) {
   Conn& c = observe(id, now, "input", in);
+  c.ignored_disconnect_step = false;
   check_pending_force(c, now);
+  check_pending_refusal(c, now);
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -93,6 +95,7 @@ void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const
   shutdown_action(c, now, act);
   if (const auto* send = std::get_if<core::action::Send>(&act)) {
     ++c.unacked_sends;
+    handshake_send(c, now);
     server_bytes(c, now, send->header);
     server_bytes(c, now, send->payload);
   } else {
@@ -103,6 +106,9 @@ void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const
 
 void InvariantChecker::on_status(core::ConnectionId id, core::Instant now, core::Status status) {
   Conn& c = conn(id);
+  if (c.ignored_disconnect_step && c.status_before_ignored && *c.status_before_ignored != status)
+    fail("INV-DISCONNECT-ONLY-CONNECTED", id, now,
+         std::string("an ignored disconnect() moved the status to ") + core::to_string(status));
   if (c.status && static_cast<int>(status) < static_cast<int>(*c.status))
     fail("INV-STATUS-FORWARD", id, now,
          std::string("status moved from ") + core::to_string(*c.status) + " back to " + core::to_string(status));
@@ -150,8 +156,11 @@ void InvariantChecker::on_server_action(core::Instant now, const core::ServerAct
         } else if constexpr (std::is_same_v<T, core::server_action::Unload>) {
           if (unload_emitted_) fail("INV-UNLOAD-ONCE", 0, now, "Unload emitted twice");
           if (!shutdown_requested_) fail("INV-UNLOAD-ONCE", 0, now, "Unload without shutdown");
-          for (const auto& [id, c] : conns_)
+          for (const auto& [id, c] : conns_) {
             if (!c->finished) fail("INV-UNLOAD-AFTER-LAST-CLOSE", id, now, "Unload while this connection is alive");
+            if (c->closes_done != c->opens_ok || c->handle != Conn::Handle::none)
+              fail("INV-EVERY-OPEN-CLOSED", id, now, "Unload before this connection's last close returned");
+          }
           unload_emitted_ = true;
         } else if constexpr (std::is_same_v<T, core::server_action::Exit>) {
           if (!unload_emitted_) fail("INV-UNLOAD-ONCE", 0, now, "Exit before Unload");

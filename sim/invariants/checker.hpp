@@ -21,7 +21,7 @@
 
 #include "core/action.hpp"
 #include "core/connection.hpp"
-#include "core/export_catalog.hpp"
+#include "core/export_info.hpp"
 #include "core/input.hpp"
 #include "core/limits.hpp"
 #include "core/server_state.hpp"
@@ -39,8 +39,12 @@ struct Violation {
 };
 
 struct CheckerConfig {
-  const core::ExportCatalog* catalog = nullptr;
   core::Limits limits;
+  // The server's -r (ConnectionConfig::read_only): every export is announced read-only.
+  bool read_only = false;
+  // The plugin serves every export name from one store (the memory plugin): one read
+  // model for all names instead of one per canonical export name.
+  bool one_disk_for_all_names = false;
   core::ThreadModel thread_model = core::ThreadModel::parallel;
   // Check read data against the disk oracle (off when the plugin is not a plain disk).
   bool check_disk = true;
@@ -101,6 +105,18 @@ class InvariantChecker {
   // lifecycle.cpp
   void lifecycle_input(Conn& c, core::Instant now, const core::Input& in);
   void lifecycle_action(Conn& c, core::Instant now, const core::Action& act);
+  void lifecycle_call(Conn& c, core::Instant now, const core::action::CallPlugin& cp);
+  void thread_model_call(Conn& c, core::Instant now, const core::PluginCall& call);
+  // handshake.cpp
+  void handshake_shutdown(Conn& c, core::Instant now);
+  void handshake_call(Conn& c, core::Instant now, const core::action::CallPlugin& cp);
+  void handshake_done(Conn& c, core::Instant now, core::CallKind kind, std::int32_t err);
+  void handshake_send(Conn& c, core::Instant now);
+  void handshake_close(Conn& c, core::Instant now, const core::action::Close& close);
+  void check_pending_refusal(Conn& c, core::Instant now);
+  void check_option_answer(Conn& c, core::Instant now, const wire::ServerStreamDecoder::Event& ev);
+  void check_export_block(Conn& c, core::Instant now, const wire::ServerStreamDecoder::Event& ev);
+  void served_export(Conn& c);
   bool match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful, std::uint64_t& key);
   // durability.cpp
   void disk_write(Conn& c, wire::Request& req);  // takes req.payload
@@ -112,6 +128,7 @@ class InvariantChecker {
   CheckerConfig config_;
   std::map<core::ConnectionId, std::unique_ptr<Conn>> conns_;
   std::map<std::string, std::unique_ptr<Disk>> disks_;
+  std::map<std::string, std::uint64_t> sizes_seen_;  // canonical name -> size the last open reported
   std::uint64_t tick_ = 0;  // one per observation; the total order of everything seen
   std::size_t idle_conns_ = 0;  // connections with idle_since set (on_time has work)
   // conn(): the last connection looked up (connections are never removed)

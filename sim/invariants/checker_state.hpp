@@ -1,5 +1,6 @@
 // Private to sim/invariants/: what the checker remembers per connection and per disk.
 #pragma once
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
@@ -32,11 +33,29 @@ struct InvariantChecker::Conn {
     bool matched = false;
   };
 
+  // One option the client sent and the server has not finally answered, in order (core
+  // answers options one by one, so the front is the one being worked on).
+  struct Option {
+    std::uint32_t option = 0;
+    bool after_shutdown = false;    // received after ShutdownRequested (first reply judged)
+    bool shutdown_pending = false;  // INFO/GO/EXPORT_NAME unanswered when shutdown came
+    std::string name;               // INFO/GO/EXPORT_NAME: the name asked for
+    // LIST: its list_exports call and what the plugin returned
+    bool list_called = false, list_done = false;
+    std::int32_t list_err = 0;
+    std::vector<core::ExportEntry> listed;  // valid names only, at most exports_listed_max
+    std::size_t list_replies = 0;           // SERVER replies seen so far
+    // INFO/GO/EXPORT_NAME: its open and what the plugin described
+    bool open_called = false, open_ok = false;
+    core::ExportInfo opened;
+  };
+  // The plugin handle (nbdkit's per-connection handle): one at a time.
+  enum class Handle : std::uint8_t { none, opening, open, closing };
+
   core::ConnectionId id = 0;
   wire::ClientStreamDecoder cdec;
   wire::ServerStreamDecoder sdec;
-  std::deque<bool> option_after_shutdown;  // per option sent, in order
-  std::deque<std::uint32_t> options;       // per option sent, in order
+  std::deque<Option> options;
   bool wire_broken = false;
   // A cookie was reused while in flight (a client bug): replies cannot be attributed, so
   // the server byte stream is no longer decoded (like wire_broken, but the client's
@@ -60,9 +79,21 @@ struct InvariantChecker::Conn {
   std::optional<core::Status> status;
 
   // lifecycle
-  bool open_called = false, open_done = false, open_ok = false;
-  bool close_called = false, close_done = false;
-  std::string export_name;
+  // The step of an ignored DisconnectRequested: no action, no status change (shutdown.cpp).
+  bool ignored_disconnect_step = false;
+  std::optional<core::Status> status_before_ignored;
+  bool preconnect_called = false, preconnect_ok = false;
+  bool preconnect_refused_wants_close = false;  // a Close must follow before the next input...
+  bool preconnect_refusal_must_abort = false;   // ...and be Close{abort}
+  Handle handle = Handle::none;
+  std::uint32_t opens_ok = 0, closes_done = 0;
+  bool handle_for_go = false;                   // the open handle was opened for GO/EXPORT_NAME
+  core::ExportInfo* open_info = nullptr;        // the running open's ExportInfo (core-owned)
+  std::vector<core::ExportEntry>* list_out = nullptr;  // the running list_exports' vector
+  std::uint32_t list_max = 0;
+  std::string export_key;                       // the served export's disk (canonical name)
+  bool sends_emitted = false;                   // any Send (the greeting first)
+  bool info_answered = false;                   // an INFO was answered with its export
   std::map<std::uint32_t, Call> running;  // slot -> call
 
   // requests parsed and not yet answered (DISC excluded), in parse order

@@ -17,11 +17,7 @@
 namespace nbdd::sim {
 
 InvariantChecker::Disk& InvariantChecker::disk_for(Conn& c) {
-  std::string key = c.export_name;
-  if (config_.catalog) {
-    if (const auto* info = config_.catalog->find(c.export_name)) key = info->name;
-  }
-  auto& d = disks_[key];
+  auto& d = disks_[c.export_key];  // the canonical name of the served export (handshake.cpp)
   if (!d) d = std::make_unique<Disk>();
   return *d;
 }

@@ -1,13 +1,19 @@
-// Family "lifecycle": plugin calls and the end of a connection.
-//   INV-OPEN-AT-GO             open only while a GO/EXPORT_NAME is outstanding; again only after a failed open
-//   INV-DATA-CALL-WINDOW       data calls only after open succeeded and before close
+// Family "lifecycle": plugin calls, the plugin handle and the end of a connection.
+//   INV-OPEN-AT-GO             open only while an INFO/GO/EXPORT_NAME is the option being answered
+//   INV-ONE-HANDLE             at most one handle at a time: no open while an open runs or a
+//                              handle is open or closing
+//   INV-CLOSE-ONCE-AFTER-LAST  close only for an open handle, once per handle, on lifecycle_slot,
+//                              when no other call of the connection runs
+//   INV-EVERY-OPEN-CLOSED      every successful open gets its close, and it has returned before
+//                              Finished (so Unload, which waits for every Finished, follows every close)
+//   INV-DATA-CALL-WINDOW       data calls only in transmission, with the GO'd handle open
 //   INV-CALL-FOR-REQUEST       every data call belongs to a parsed, not yet answered request
 //   INV-GRACEFUL-NO-NEW-CALL   no request parsed after the graceful moment reaches the plugin
 //   INV-FORCE-DROPS-QUEUED     no data call starts after DisconnectRequested{true}
-//   INV-CLOSE-ONCE-AFTER-LAST  close only if open succeeded, once, when no other call runs
-//   INV-FINISHED-LAST          Finished once, last, with nothing running and close returned
+//   INV-FINISHED-LAST          Finished once, last, with nothing running
 //   INV-THREAD-MODEL           the plugin is never called more concurrently than its model allows
 //   INV-PLUGIN-DONE-MATCHES    PluginDone only for a running slot (driver contract)
+// The handshake's own rules about preconnect, list_exports and open are in handshake.cpp.
 #include <cerrno>
 
 #include "sim/invariants/checker_state.hpp"
@@ -49,11 +55,14 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
   if (std::holds_alternative<core::action::Finished>(act)) {
     if (!c.running.empty())
       fail("INV-FINISHED-LAST", c.id, now, "Finished while " + std::to_string(c.running.size()) + " plugin calls run");
-    if (c.open_ok && !c.close_done) fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "Finished although open succeeded and close never returned");
+    if (c.handle != Conn::Handle::none || c.closes_done != c.opens_ok)
+      fail("INV-EVERY-OPEN-CLOSED", c.id, now,
+           std::to_string(c.opens_ok) + " successful opens, " + std::to_string(c.closes_done) +
+               " closes returned at Finished");
     if (!c.close_emitted) fail("INV-FINISHED-LAST", c.id, now, "Finished without a Close");
     c.finished = true;
     finished_.insert(c.id);
-    marks_.hit(c.open_ok ? "finished_after_close_call" : "finished_without_open");
+    marks_.hit(c.opens_ok ? "finished_after_close_call" : "finished_without_open");
     return;
   }
   const auto* cp = std::get_if<core::action::CallPlugin>(&act);
@@ -61,33 +70,13 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
   const core::PluginCall& call = cp->call;
   const auto slot = static_cast<std::uint32_t>(cp->slot);
   if (c.running.count(slot)) fail("INV-PLUGIN-DONE-MATCHES", c.id, now, "CallPlugin on a slot whose call still runs");
-  Conn::Call rc{call.kind, 0, false, false};
-  if (call.kind == core::CallKind::open) {
-    rc.lifecycle = true;
-    if (c.open_called && (!c.open_done || c.open_ok))
-      fail("INV-OPEN-AT-GO", c.id, now, "open called again although an earlier open succeeded or still runs");
-    c.open_done = false;
-    if (c.options.empty() || (c.options.back() != wire::opt::go && c.options.back() != wire::opt::export_name))
-      fail("INV-OPEN-AT-GO", c.id, now, "open called without an outstanding GO/EXPORT_NAME");
-    if (cp->slot != core::lifecycle_slot) fail("INV-OPEN-AT-GO", c.id, now, "open not on lifecycle_slot");
-    c.open_called = true;
-    if (config_.thread_model == core::ThreadModel::serialize_connections) {
-      if (exclusive_holder_ && *exclusive_holder_ != c.id)
-        fail("INV-THREAD-MODEL", c.id, now,
-             "serialize_connections: open while connection " + std::to_string(*exclusive_holder_) + " is open");
-      exclusive_holder_ = c.id;
-    }
-  } else if (call.kind == core::CallKind::close) {
-    rc.lifecycle = true;
-    if (!c.open_ok) fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "close called although open did not succeed");
-    if (c.close_called) fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "close called twice");
-    if (!c.running.empty())
-      fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "close called while " + std::to_string(c.running.size()) + " calls run");
-    if (cp->slot != core::lifecycle_slot) fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "close not on lifecycle_slot");
-    c.close_called = true;
-    if (c.force) marks_.hit("close_call_after_force");
+  Conn::Call rc{call.kind, 0, core::is_lifecycle(call.kind), false};
+  if (rc.lifecycle) {
+    lifecycle_call(c, now, *cp);
+    handshake_call(c, now, *cp);
   } else {
-    if (!c.open_ok || c.close_called) fail("INV-DATA-CALL-WINDOW", c.id, now, "data call outside open..close");
+    const bool go_handle_open = c.handle == Conn::Handle::open && (c.transmission || c.wire_broken);
+    if (!go_handle_open) fail("INV-DATA-CALL-WINDOW", c.id, now, "data call without the GO'd handle open");
     if (c.force) fail("INV-FORCE-DROPS-QUEUED", c.id, now, "data call started after DisconnectRequested{force=true}");
     bool after = false;
     if (!match_call(c, now, call, after, rc.cookie))
@@ -96,19 +85,68 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
       rc.matched = true;
     if (rc.matched && after)
       fail("INV-GRACEFUL-NO-NEW-CALL", c.id, now, "request parsed after the graceful moment reached the plugin: " + core::describe(act));
-    if (config_.thread_model == core::ThreadModel::serialize_all_requests && running_all_ > 0)
-      fail("INV-THREAD-MODEL", c.id, now, "serialize_all_requests: two plugin calls at once");
-    if (config_.thread_model == core::ThreadModel::serialize_connections && exclusive_holder_ != c.id)
-      fail("INV-THREAD-MODEL", c.id, now, "serialize_connections: data call while another connection holds the plugin");
     if (c.graceful) marks_.hit("call_started_while_draining");
   }
-  if (rc.lifecycle && config_.thread_model == core::ThreadModel::serialize_all_requests && running_all_ > 0)
-    fail("INV-THREAD-MODEL", c.id, now, "serialize_all_requests: open/close while another call runs");
-  ++running_all_;
-  if (config_.thread_model != core::ThreadModel::parallel && !c.running.empty())
-    fail("INV-THREAD-MODEL", c.id, now, std::string(core::to_string(config_.thread_model)) + ": two calls at once on one connection");
+  thread_model_call(c, now, call);
   c.running.emplace(slot, rc);
   if (c.running.size() > 1) marks_.hit("parallel_calls");
+}
+
+// The handle moves none -> opening -> open | none, open -> closing -> none.
+void InvariantChecker::lifecycle_call(Conn& c, core::Instant now, const core::action::CallPlugin& cp) {
+  const core::PluginCall& call = cp.call;
+  if (cp.slot != core::lifecycle_slot)
+    fail("INV-PLUGIN-DONE-MATCHES", c.id, now, std::string(core::describe(core::Action{cp})) + " not on lifecycle_slot");
+  if (call.kind == core::CallKind::open) {
+    if (c.handle != Conn::Handle::none)
+      fail("INV-ONE-HANDLE", c.id, now, "open while a handle is " +
+                                            std::string(c.handle == Conn::Handle::opening ? "opening"
+                                                        : c.handle == Conn::Handle::open ? "open"
+                                                                                          : "closing"));
+    c.handle = Conn::Handle::opening;
+    c.open_info = call.info;
+    // (Once the client broke framing the options are no longer tracked: not judged.)
+    const bool front_opens = !c.wire_broken && !c.options.empty() && (c.options.front().option == wire::opt::go ||
+                                                    c.options.front().option == wire::opt::info ||
+                                                    c.options.front().option == wire::opt::export_name);
+    if (!c.wire_broken && !front_opens)
+      fail("INV-OPEN-AT-GO", c.id, now, "open called while no INFO/GO/EXPORT_NAME is being answered");
+    c.handle_for_go = front_opens && c.options.front().option != wire::opt::info;
+    if (front_opens) {
+      Conn::Option& o = c.options.front();
+      if (o.open_called) fail("INV-ONE-HANDLE", c.id, now, "a second open for one option");
+      o.open_called = true;
+      if (!c.shutdown_seen) marks_.hit(o.option == wire::opt::info ? "open_for_info" : "open_for_go");
+    }
+    if (!call.info) fail("INV-OPEN-AT-GO", c.id, now, "open without an ExportInfo to fill");
+  } else if (call.kind == core::CallKind::close) {
+    if (c.handle != Conn::Handle::open)
+      fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now,
+           c.handle == Conn::Handle::closing ? "close called twice for one handle" : "close called with no open handle");
+    if (!c.running.empty())
+      fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "close called while " + std::to_string(c.running.size()) + " calls run");
+    c.handle = Conn::Handle::closing;
+    if (c.force) marks_.hit("close_call_after_force");
+    if (!c.transmission) marks_.hit(c.shutdown_seen ? "close_in_handshake_after_shutdown" : "close_in_handshake");
+  }
+}
+
+void InvariantChecker::thread_model_call(Conn& c, core::Instant now, const core::PluginCall& call) {
+  using core::ThreadModel;
+  const ThreadModel model = config_.thread_model;
+  if (model == ThreadModel::serialize_all_requests && running_all_ > 0)
+    fail("INV-THREAD-MODEL", c.id, now, std::string("serialize_all_requests: ") + core::describe(core::Action{core::action::CallPlugin{core::lifecycle_slot, call}}) + " while another call runs");
+  if (model == ThreadModel::serialize_connections) {
+    // One connection at a time from its open until its close returned; no other
+    // connection's call (lifecycle ones included) in between.
+    if (exclusive_holder_ && *exclusive_holder_ != c.id)
+      fail("INV-THREAD-MODEL", c.id, now,
+           "serialize_connections: a call while connection " + std::to_string(*exclusive_holder_) + " has a handle");
+    if (call.kind == core::CallKind::open) exclusive_holder_ = c.id;
+  }
+  ++running_all_;
+  if (model != ThreadModel::parallel && !c.running.empty())
+    fail("INV-THREAD-MODEL", c.id, now, std::string(core::to_string(model)) + ": two calls at once on one connection");
 }
 
 void InvariantChecker::lifecycle_input(Conn& c, core::Instant now, const core::Input& in) {
@@ -123,15 +161,32 @@ void InvariantChecker::lifecycle_input(Conn& c, core::Instant now, const core::I
   c.running.erase(it);
   --running_all_;
   if (c.aborted) marks_.hit("plugin_done_after_abort");
-  if (call.kind == core::CallKind::open) {
-    c.open_done = true;
-    c.open_ok = done.err == 0;
-    if (!c.open_ok) marks_.hit("open_failed");
-    if (!c.open_ok && exclusive_holder_ == c.id) exclusive_holder_.reset();
-  } else if (call.kind == core::CallKind::close) {
-    c.close_done = true;
-    if (exclusive_holder_ == c.id) exclusive_holder_.reset();
-  } else if (done.err != 0) {
+  switch (call.kind) {
+    case core::CallKind::open:
+      handshake_done(c, now, call.kind, done.err);  // reads *open_info before core does
+      if (done.err == 0) {
+        c.handle = Conn::Handle::open;
+        ++c.opens_ok;
+      } else {
+        c.handle = Conn::Handle::none;
+        marks_.hit("open_failed");
+        if (exclusive_holder_ == c.id) exclusive_holder_.reset();
+      }
+      c.open_info = nullptr;
+      return;
+    case core::CallKind::close:
+      c.handle = Conn::Handle::none;
+      ++c.closes_done;
+      if (exclusive_holder_ == c.id) exclusive_holder_.reset();
+      return;
+    case core::CallKind::preconnect:
+    case core::CallKind::list_exports:
+      handshake_done(c, now, call.kind, done.err);
+      return;
+    default:
+      break;
+  }
+  if (done.err != 0) {
     marks_.hit("plugin_errno");
     // The plugin's own ESHUTDOWN maps to NBD_ESHUTDOWN: that reply is not a drain.
     if (done.err == ESHUTDOWN && call.matched)

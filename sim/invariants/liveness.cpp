@@ -52,9 +52,12 @@ void InvariantChecker::at_end(core::Instant now, bool quiescent) {
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;
     check_pending_force(c, now);
+    check_pending_refusal(c, now);
     if (!quiescent) continue;
     if (!c.finished) fail("INV-LIVENESS", c.id, now, "connection never emitted Finished");
-    if (c.open_ok && !c.close_done) fail("INV-CLOSE-ONCE-AFTER-LAST", c.id, now, "open succeeded but close never returned");
+    if (c.closes_done != c.opens_ok)
+      fail("INV-EVERY-OPEN-CLOSED", c.id, now,
+           std::to_string(c.opens_ok) + " successful opens but " + std::to_string(c.closes_done) + " closes returned");
   }
   if (quiescent && config_.server_level && shutdown_requested_ && !exit_emitted_)
     fail("INV-LIVENESS", 0, now, "shutdown requested but the server never emitted Exit");
@@ -68,7 +71,8 @@ std::string InvariantChecker::pending_summary() const {
     out += "conn=" + std::to_string(id) + (c.transmission ? " transmission" : " handshake");
     if (c.status) out += std::string(" status=") + core::to_string(*c.status);
     out += " requests=" + std::to_string(c.requests.size()) + " running_calls=" + std::to_string(c.running.size()) +
-           " unacked_sends=" + std::to_string(c.unacked_sends) + (c.close_emitted ? " closed" : " open") +
+           " unacked_sends=" + std::to_string(c.unacked_sends) + " options=" + std::to_string(c.options.size()) +
+           " handle=" + std::to_string(static_cast<int>(c.handle)) + (c.close_emitted ? " closed" : " open") +
            (c.graceful ? " graceful" : "") + (c.force ? " forced" : "") + (c.peer_closed ? " peer_closed" : "") + "\n";
   }
   if (shutdown_requested_ && !exit_emitted_)

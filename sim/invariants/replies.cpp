@@ -46,11 +46,12 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
         break;
       case K::option:
         c.sdec.option_sent(ev.value, ev.data);
-        c.options.push_back(ev.value);
-        c.option_after_shutdown.push_back(c.shutdown_seen);
+        c.options.emplace_back();
+        c.options.back().option = ev.value;
+        c.options.back().after_shutdown = c.shutdown_seen;
         if (c.shutdown_seen) marks_.hit("option_after_shutdown");
-        if (ev.value == wire::opt::go || ev.value == wire::opt::export_name)
-          c.export_name = name_of_option(ev.data, ev.value);
+        if (ev.value == wire::opt::go || ev.value == wire::opt::export_name || ev.value == wire::opt::info)
+          c.options.back().name = name_of_option(ev.data, ev.value);
         break;
       case K::request_header: {
         const wire::Request& rq = ev.request;
@@ -143,10 +144,11 @@ void InvariantChecker::server_bytes(Conn& c, core::Instant now, std::span<const 
         on_option_reply(c, now, ev);
         break;
       case K::export_block: {
-        if (!c.option_after_shutdown.empty() && c.option_after_shutdown.front())
+        if (!c.options.empty() && c.options.front().after_shutdown)
           fail("INV-HANDSHAKE-SHUTDOWN", c.id, now, "EXPORT_NAME served after shutdown was requested");
+        check_export_block(c, now, ev);
+        served_export(c);
         if (!c.options.empty()) c.options.pop_front();
-        if (!c.option_after_shutdown.empty()) c.option_after_shutdown.pop_front();
         c.transmission = true;
         marks_.hit("export_name");
         if (c.shutdown_seen && !c.graceful) {
@@ -170,8 +172,9 @@ void InvariantChecker::server_bytes(Conn& c, core::Instant now, std::span<const 
 
 void InvariantChecker::on_option_reply(Conn& c, core::Instant now, const wire::ServerStreamDecoder::Event& ev) {
   if (c.options.empty()) return;  // the decoder already reported it
-  const std::uint32_t option = c.options.front();
-  const bool after_shutdown = c.option_after_shutdown.front();
+  const std::uint32_t option = c.options.front().option;
+  const bool after_shutdown = c.options.front().after_shutdown;
+  check_option_answer(c, now, ev);
   if (after_shutdown && option != wire::opt::abort && ev.type != wire::rep::err_shutdown)
     fail("INV-HANDSHAKE-SHUTDOWN", c.id, now,
          std::string(wire::option_name(option)) + " received after shutdown answered type " + std::to_string(ev.type) +
@@ -179,11 +182,12 @@ void InvariantChecker::on_option_reply(Conn& c, core::Instant now, const wire::S
   if (ev.type == wire::rep::err_shutdown) marks_.hit("handshake_err_shutdown");
   if (!ev.final_reply) {
     // later replies of the same option are judged by its first one
-    c.option_after_shutdown.front() = false;
+    c.options.front().after_shutdown = false;
     return;
   }
+  if (option == wire::opt::info && ev.type == wire::rep::ack) c.info_answered = true;
+  if (option == wire::opt::go && ev.type == wire::rep::ack) served_export(c);
   c.options.pop_front();
-  c.option_after_shutdown.pop_front();
   marks_.hit(ev.type == wire::rep::ack ? "option_ack" : "option_error");
   if (option == wire::opt::go) {
     std::vector<wire::ClientStreamDecoder::Event> cevs;

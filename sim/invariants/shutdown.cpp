@@ -7,6 +7,9 @@
 //                             be escalated to abort once
 //   INV-INFLIGHT-ANSWERED     a Close{flush_then_close} with the peer still reading comes only
 //                             after every parsed request was answered
+//   INV-DISCONNECT-ONLY-CONNECTED  a DisconnectRequested that is not effective (handshake,
+//                             lifecycle calls, INFO's handle, after close) changes nothing: no
+//                             action and no status change in its step
 #include <algorithm>
 
 #include "sim/invariants/checker_state.hpp"
@@ -28,8 +31,9 @@ void InvariantChecker::check_pending_force(Conn& c, core::Instant now) {
     fail("INV-FORCE-CLOSES", c.id, now, "DisconnectRequested{force=true} was not followed by Close{abort}");
 }
 
-void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input& in) {
+void InvariantChecker::shutdown_input(Conn& c, core::Instant now, const core::Input& in) {
   if (std::holds_alternative<core::input::ShutdownRequested>(in)) {
+    handshake_shutdown(c, now);
     c.shutdown_seen = true;
     if (!c.transmission) {
       marks_.hit("shutdown_in_handshake");
@@ -49,11 +53,19 @@ void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input&
     return;
   }
   const auto& d = std::get<core::input::DisconnectRequested>(in);
-  // nbdkit_disconnect(3): meaningful between open returning and close (also while a GO
-  // that was refused because of a shutdown during open waits for its close).
-  const bool effective = c.open_ok && !c.close_called && !c.finished;
+  // nbdkit_disconnect(3) acts from a connected callback: in transmission, while the GO'd
+  // handle is open. Elsewhere (preconnect, list_exports, INFO's handle, an open still
+  // running, after close) core must ignore it. (Unknown once the client broke framing:
+  // then no disconnect is judged.)
+  if (c.wire_broken) return;
+  const bool effective = c.transmission && c.handle == Conn::Handle::open && !c.finished;
   if (!effective) {
-    marks_.hit("disconnect_outside_transmission");
+    // INV-DISCONNECT-ONLY-CONNECTED: ignored means ignored — nothing in this step.
+    c.ignored_disconnect_step = true;
+    c.status_before_ignored = c.status;
+    marks_.hit(c.transmission ? "disconnect_after_close_call" : "disconnect_outside_transmission");
+    if (!c.transmission && c.running.count(static_cast<std::uint32_t>(core::lifecycle_slot)))
+      marks_.hit("disconnect_during_lifecycle_call");
     return;
   }
   if (!d.force) {
@@ -74,6 +86,9 @@ void InvariantChecker::shutdown_input(Conn& c, core::Instant, const core::Input&
 }
 
 void InvariantChecker::shutdown_action(Conn& c, core::Instant now, const core::Action& act) {
+  if (c.ignored_disconnect_step)
+    fail("INV-DISCONNECT-ONLY-CONNECTED", c.id, now,
+         "a disconnect() from outside the GO'd handle's calls was acted on: " + core::describe(act));
   if (const auto* close = std::get_if<core::action::Close>(&act)) {
     // A Close{flush_then_close} may be escalated once to Close{abort} (SendFailed, or the
     // peer not reading the last replies within the grace period); nothing else repeats.
@@ -83,6 +98,7 @@ void InvariantChecker::shutdown_action(Conn& c, core::Instant now, const core::A
     if (c.force_wants_close && close->mode != core::CloseMode::abort)
       fail("INV-FORCE-CLOSES", c.id, now, "forced disconnect closed with flush_then_close");
     c.force_wants_close = false;
+    handshake_close(c, now, *close);
     c.close_emitted = true;
     if (close->mode == core::CloseMode::abort) {
       c.aborted = true;

@@ -30,11 +30,8 @@ MUTANTS = [
     ]),
     ("m04-close-skipped-after-force", "the plugin's close is skipped after a forced disconnect", [
         ("core/connection.cpp",
-         "if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {",
-         "if (stats_.opened && !aborted_ && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {"),
-        ("core/connection.cpp",
-         "const bool plugin_done = !stats_.opened || stats_.closed;",
-         "const bool plugin_done = !stats_.opened || stats_.closed || aborted_;"),
+         "  if (handle_ == HandleState::open && running_data_calls_ == 0 && !lifecycle_running_) close_handle();\n  const bool plugin_done = handle_ == HandleState::none;",
+         "  if (handle_ == HandleState::open && !aborted_ && running_data_calls_ == 0 && !lifecycle_running_) close_handle();\n  const bool plugin_done = handle_ == HandleState::none || aborted_;"),
     ]),
     ("m05-status-moves-back", "a shutdown after DISC moves the status from closing back to draining", [
         ("core/connection.cpp",
@@ -58,11 +55,11 @@ MUTANTS = [
     ]),
     ("m09-close-before-last-call", "the plugin's close runs while a data call is still running", [
         ("core/connection.cpp",
-         "if (stats_.opened && !plugin_close_queued_ && running_data_calls_ == 0 && !lifecycle_running_) {",
-         "if (stats_.opened && !plugin_close_queued_ && !lifecycle_running_) {"),
+         "  if (handle_ == HandleState::open && running_data_calls_ == 0 && !lifecycle_running_) close_handle();",
+         "  if (handle_ == HandleState::open && !lifecycle_running_) close_handle();"),
         ("core/transmission.cpp",
-         "  if (call.lifecycle && running_data_calls_ > 0) return false;",
-         "  if (call.lifecycle && false) return false;"),
+         "  if (call.lifecycle() && running_data_calls_ > 0) return false;",
+         "  if (call.lifecycle() && false) return false;"),
     ]),
     ("m10-handshake-no-err-shutdown", "options received after a shutdown are answered normally", [
         ("core/handshake.cpp",
@@ -90,12 +87,45 @@ MUTANTS = [
          "for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, false});"),
     ]),
     ("m15-close-skipped-when-go-refused", "open succeeded but GO was refused (shutdown during open): close never runs", [
+        ("core/lifecycle.cpp",
+         "    // Shutdown arrived while open ran: refuse the export and close what was opened.\n    close_handle();",
+         "    // Shutdown arrived while open ran: refuse the export and close what was opened.\n    set_handle(HandleState::closing);\n    set_handle(HandleState::none);"),
+    ]),
+    # ---- issue 21: one mutant per new rule of the plugin's lifecycle in the handshake
+    ("m16-queued-open-starts-after-shutdown", "a preconnect/LIST/open still queued at shutdown is not withdrawn: it starts after the shutdown", [
+        ("core/connection.cpp",
+         "  set_status(Status::draining);\n  if (phase_ == Phase::handshake) withdraw_pending_lifecycle();",
+         "  set_status(Status::draining);"),
+    ]),
+    ("m17-greeting-despite-refused-preconnect", "a failed preconnect is ignored: the greeting goes out anyway", [
+        ("core/lifecycle.cpp",
+         "  if (err != 0) {\n    abort(EndReason::preconnect_refused);",
+         "  if (false) {\n    abort(EndReason::preconnect_refused);"),
+    ]),
+    ("m18-go-served-when-shutdown-during-open", "shutdown while GO's open ran: the export is served anyway", [
+        ("core/lifecycle.cpp",
+         "  if (status_ == Status::draining) {\n    // Shutdown arrived while open ran",
+         "  if (false) {\n    // Shutdown arrived while open ran"),
+    ]),
+    ("m19-info-handle-never-closed", "INFO's handle is forgotten instead of closed (an open without its close)", [
         ("core/handshake.cpp",
-         "  stats_.opened = true;\n  if (status_ >= Status::closing) return;  // check_end runs the close call\n  if (status_ == Status::draining) {",
-         "  if (status_ >= Status::closing) return;  // check_end runs the close call\n  if (status_ == Status::draining) {"),
+         "    close_handle();  // as nbdkit: INFO's handle is closed once answered",
+         "    set_handle(HandleState::closing);\n    set_handle(HandleState::none);"),
+    ]),
+    ("m20-failed-list-answered-empty", "a failed list_exports is answered as an empty list instead of ERR_PLATFORM", [
+        ("core/lifecycle.cpp",
+         "  if (err != 0) return option_error(nbd::Rep::err_platform, \"the plugin could not list its exports\");\n",
+         ""),
+    ]),
+    ("m21-size-from-the-first-open", "INFO/GO announce the size of the process's first open (the old start-up catalog), not this connection's", [
         ("core/handshake.cpp",
-         "    return option_error(nbd::Rep::err_shutdown, \"server is shutting down\");\n  }\n  finish_go();",
-         "    return option_error(nbd::Rep::err_shutdown, \"server is shutting down\");\n  }\n  stats_.opened = true;\n  finish_go();"),
+         "  put_u64(body, info.size_bytes);",
+         "  static const std::uint64_t first_size = info.size_bytes;\n  put_u64(body, first_size);"),
+    ]),
+    ("m22-handshake-disconnect-honoured", "a disconnect() from a handshake call (preconnect, list_exports, open, INFO's close) is acted on", [
+        ("core/connection.cpp",
+         "                   if (!disconnect_effective()) {",
+         "                   if (!disconnect_effective() && phase_ == Phase::transmission) {"),
     ]),
 ]
 

@@ -26,10 +26,9 @@ using namespace wire;
 
 class OneConnection {
  public:
-  OneConnection() : checker_(config(catalog_)) {
+  OneConnection() : checker_(config()) {
     core::ConnectionConfig cfg;
     cfg.id = 1;
-    cfg.catalog = &catalog_;
     conn_ = std::make_unique<core::Connection>(cfg);
     checker_.on_connection(1, now_);
     drain();
@@ -77,20 +76,10 @@ class OneConnection {
   const std::optional<Violation>& violation() const { return checker_.violation(); }
 
  private:
-  static CheckerConfig config(const core::ExportCatalog& cat) {
+  static CheckerConfig config() {
     CheckerConfig c;
-    c.catalog = &cat;
     c.server_level = false;
     c.check_disk = false;  // this harness never fills READ buffers
-    return c;
-  }
-  static core::ExportCatalog make_catalog() {
-    core::ExportCatalog c;
-    core::ExportInfo e;
-    e.name = "d";
-    e.size_bytes = 1 << 20;
-    c.exports.push_back(e);
-    c.default_export = "d";
     return c;
   }
   void drain() {
@@ -107,6 +96,11 @@ class OneConnection {
           if (ev.kind == ServerStreamDecoder::Event::Kind::reply_done) replies_[ev.reply.request.cookie] = ev.reply.error;
         }
       } else if (auto* c = std::get_if<core::action::CallPlugin>(&*act)) {
+        // The plugin serves one export, "d", of 1 MiB (the open describes it at once).
+        if (c->call.kind == core::CallKind::open && c->call.info) {
+          c->call.info->name = "d";
+          c->call.info->size_bytes = 1 << 20;
+        }
         if (c->slot == core::lifecycle_slot) lifecycle_.push_back(c->slot);
         else running_.push_back(c->slot);
       } else if (auto* cl = std::get_if<core::action::Close>(&*act)) {
@@ -116,7 +110,7 @@ class OneConnection {
       }
     }
     checker_.on_status(1, now_, conn_->status());
-    // The transport writes at once; lifecycle calls (open/close) succeed at once.
+    // The transport writes at once; lifecycle calls (preconnect/open/close) succeed at once.
     for (std::uint32_t i = 0; i < sends && !aborted_ && !finished_; ++i) feed(core::input::SendDone{});
     while (!lifecycle_.empty() && !finished_) {
       lifecycle_.pop_front();
@@ -124,7 +118,6 @@ class OneConnection {
     }
   }
 
-  core::ExportCatalog catalog_ = make_catalog();
   InvariantChecker checker_;
   std::unique_ptr<core::Connection> conn_;
   ServerStreamDecoder dec_;

@@ -35,11 +35,16 @@ rc::Gen<Step> gen_send() {
       rc::gen::inRange<std::uint32_t>(0, 120), rc::gen::inRange<std::uint32_t>(1, 8), rc::gen::arbitrary<bool>());
 }
 
+rc::Gen<Step> gen_connect() {
+  return rc::gen::apply([](std::uint8_t style, bool list, bool info) { return Step{step::ClientConnects{style, list, info}}; },
+                        rc::gen::inRange<std::uint8_t>(0, 3), rc::gen::arbitrary<bool>(), rc::gen::arbitrary<bool>());
+}
+
 rc::Gen<Step> gen_step() {
   using rc::gen::just;
   using rc::gen::map;
   return rc::gen::weightedOneOf<Step>({
-      {2, map(rc::gen::inRange<std::uint8_t>(0, 3), [](std::uint8_t s) { return Step{step::ClientConnects{s}}; })},
+      {2, gen_connect()},
       {8, gen_send()},
       {6, map(rc::gen::inRange<std::uint32_t>(0, 8), [](std::uint32_t k) { return Step{step::PluginFinishes{k}}; })},
       {2, map(rc::gen::element(std::uint64_t{1000}, std::uint64_t{1000000}, std::uint64_t{500000000}, std::uint64_t{999000000}, std::uint64_t{2000000000}),
@@ -66,20 +71,25 @@ RC_GTEST_PROP(ShutdownRaces, EveryScenarioKeepsEveryInvariantAndEnds, ()) {
   sc.thread_model = *rc::gen::element(core::ThreadModel::parallel, core::ThreadModel::serialize_requests,
                                       core::ThreadModel::serialize_all_requests,
                                       core::ThreadModel::serialize_connections);
-  const auto style = *rc::gen::inRange<std::uint8_t>(0, 3);
-  sc.steps.push_back(Step{step::ClientConnects{style}});
+  // Half the scenarios hold the plugin's preconnect/list_exports/open/close until a
+  // `finish`, so shutdowns, disconnects and peers closing race with the handshake's calls.
+  sc.hold_lifecycle = *rc::gen::arbitrary<bool>();
+  sc.steps.push_back(*gen_connect());
   const auto more = *rc::gen::container<std::vector<Step>>(gen_step());
   sc.steps.insert(sc.steps.end(), more.begin(), more.end());
   const Outcome out = run_scenario(sc, false, nullptr);
   RC_LOG() << report(sc, out);
   RC_CLASSIFY(out.marks.count("eshutdown_reply") > 0, "eshutdown");
   RC_CLASSIFY(out.marks.count("close_abort") > 0, "forced");
+  RC_CLASSIFY(out.marks.count("shutdown_during_open") + out.marks.count("shutdown_with_open_queued") > 0,
+              "shutdown during open");
   RC_ASSERT(out.kind == OutcomeKind::ok);
 }
 
 RC_GTEST_PROP(ShutdownRaces, ScenariosReplayToTheSameTrace, ()) {
   Scenario sc;
-  sc.steps.push_back(Step{step::ClientConnects{1}});
+  sc.hold_lifecycle = *rc::gen::arbitrary<bool>();
+  sc.steps.push_back(*gen_connect());
   const auto more = *rc::gen::container<std::vector<Step>>(gen_step());
   sc.steps.insert(sc.steps.end(), more.begin(), more.end());
   const Outcome a = run_scenario(sc, false, nullptr);
@@ -109,6 +119,28 @@ TEST(ShutdownRaces, GracefulThenForcedWithWorkInFlight) {
   const Outcome out = run_scenario(*sc, false, nullptr);
   EXPECT_EQ(out.kind, OutcomeKind::ok) << report(*sc, out);
   EXPECT_GT(out.marks.count("eshutdown_reply"), 0u);
+}
+
+// Shutdown while GO's open runs (issue 21): the GO is refused with ERR_SHUTDOWN and the
+// handle it opened is closed; the client never reaches transmission.
+TEST(ShutdownRaces, ShutdownWhileGoOpenRuns) {
+  std::string err;
+  auto sc = parse_scenario(
+      "thread_model parallel\n"
+      "hold_lifecycle\n"
+      "connect structured info\n"
+      "finish 0\n"  // preconnect
+      "finish 0\n"  // INFO's open
+      "finish 0\n"  // INFO's close; GO's open starts and is held
+      "shutdown\n"
+      "finish 0\n",  // GO's open returns
+      &err);
+  ASSERT_TRUE(sc) << err;
+  const Outcome out = run_scenario(*sc, false, nullptr);
+  EXPECT_EQ(out.kind, OutcomeKind::ok) << report(*sc, out);
+  EXPECT_GT(out.marks.count("shutdown_during_open"), 0u) << report(*sc, out);
+  EXPECT_GT(out.marks.count("err_shutdown_after_running_open"), 0u) << report(*sc, out);
+  EXPECT_EQ(out.marks.count("client_in_transmission"), 0u);
 }
 
 }  // namespace

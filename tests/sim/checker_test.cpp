@@ -81,22 +81,25 @@ std::vector<std::byte> simple_reply(std::uint32_t error, std::uint64_t cookie) {
 }
 
 struct Harness {
-  core::ExportCatalog catalog;
   InvariantChecker checker;
   core::Instant t{};
-  static CheckerConfig config(const core::ExportCatalog& cat, core::Limits limits = {}) {
+  // What the plugin's open reports for GO "" (the driver fills it at PluginDone).
+  core::ExportInfo export_info{"d", "", 4096, {}, {}};
+  static CheckerConfig config(core::Limits limits = {}) {
     CheckerConfig c;
-    c.catalog = &cat;
     c.limits = limits;
     return c;
   }
-  explicit Harness(core::Limits limits = {}) : catalog(make_catalog()), checker(config(catalog, limits)) {
+  // With `preconnect`, the plugin's preconnect has already run and succeeded.
+  explicit Harness(core::Limits limits = {}, bool preconnect = true) : checker(config(limits)) {
     checker.on_connection(1, t);
+    if (!preconnect) return;
+    action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::preconnect}});
+    input(core::input::PluginDone{core::lifecycle_slot, 0});
   }
-  static core::ExportCatalog make_catalog() {
-    core::ExportCatalog c;
-    c.exports.push_back(core::ExportInfo{"d", "", 4096, {}, {}});
-    c.default_export = "d";
+  static core::PluginCall open_call(core::ExportInfo* info) {
+    core::PluginCall c{core::CallKind::open};
+    c.info = info;
     return c;
   }
   void client(const std::vector<std::byte>& b) { checker.on_input(1, t, core::input::BytesReceived{b}); }
@@ -106,6 +109,28 @@ struct Harness {
   std::string first() const { return checker.violation() ? checker.violation()->invariant : "none"; }
 
   // Greeting, client flags, GO "" -> open -> INFO_EXPORT + ACK: transmission with simple replies.
+  // Greeting and client flags: the handshake is ready for options.
+  void options() {
+    server(greeting());
+    input(core::input::SendDone{});
+    std::vector<std::byte> flags;
+    put32(flags, 1);
+    client(flags);
+  }
+  static std::vector<std::byte> info_request(std::string_view name = "") {
+    std::vector<std::byte> d;
+    put32(d, static_cast<std::uint32_t>(name.size()));
+    put_bytes(d, name);
+    put16(d, 0);
+    return d;
+  }
+  static std::vector<std::byte> info_export(std::uint64_t size, std::uint16_t flags = 1) {
+    std::vector<std::byte> info;
+    put16(info, 0);
+    put64(info, size);
+    put16(info, flags);
+    return info;
+  }
   void handshake() {
     server(greeting());
     input(core::input::SendDone{});
@@ -116,7 +141,7 @@ struct Harness {
     put32(go, 0);
     put16(go, 0);
     client(encode_option(opt::go, go));
-    action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::open}});
+    action(core::action::CallPlugin{core::lifecycle_slot, open_call(&export_info)});
     input(core::input::PluginDone{core::lifecycle_slot, 0});
     std::vector<std::byte> info;
     put16(info, 0);
@@ -440,6 +465,158 @@ TEST(CheckerGaps, C5RequestWithRoomInTheBudgetMustGetItsRealReply) {
   EXPECT_EQ(h.first(), "INV-GRACEFUL-INFLIGHT-REAL-REPLY");
 }
 
+// ---- the plugin's lifecycle in the handshake (issue 21) ----------------------------------
+
+TEST(LifecycleChecker, FlagsAGreetingBeforePreconnect) {
+  Harness h({}, false);
+  h.server(greeting());
+  EXPECT_EQ(h.first(), "INV-GREETING-AFTER-PRECONNECT");
+}
+
+TEST(LifecycleChecker, FlagsAFailedPreconnectThatDoesNotClose) {
+  Harness h({}, false);
+  h.action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::preconnect}});
+  h.input(core::input::PluginDone{core::lifecycle_slot, EACCES});
+  h.input(core::input::PeerClosed{});  // the next input, and still no Close{abort}
+  EXPECT_EQ(h.first(), "INV-GREETING-AFTER-PRECONNECT");
+  Harness ok({}, false);
+  ok.action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::preconnect}});
+  ok.input(core::input::PluginDone{core::lifecycle_slot, EACCES});
+  ok.action(core::action::Close{core::CloseMode::abort});
+  ok.action(core::action::Finished{});
+  EXPECT_EQ(ok.first(), "none");
+}
+
+TEST(LifecycleChecker, FlagsAnOpenStartedAfterShutdown) {
+  Harness h;
+  h.options();
+  h.input(core::input::ShutdownRequested{});
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  EXPECT_EQ(h.first(), "INV-NO-LIFECYCLE-AFTER-SHUTDOWN");
+}
+
+TEST(LifecycleChecker, FlagsAGoServedAlthoughShutdownCameWhileItsOpenRan) {
+  Harness h;
+  h.options();
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  h.input(core::input::ShutdownRequested{});
+  h.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  h.server(option_reply(opt::go, rep::info, Harness::info_export(4096)));
+  EXPECT_EQ(h.first(), "INV-SHUTDOWN-DURING-OPEN");
+  // The right answer: ERR_SHUTDOWN, then the close of what the open opened.
+  Harness ok;
+  ok.options();
+  ok.client(encode_option(opt::go, Harness::info_request()));
+  ok.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&ok.export_info)});
+  ok.input(core::input::ShutdownRequested{});
+  ok.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  ok.server(option_reply(opt::go, rep::err_shutdown));
+  ok.action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::close}});
+  ok.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  EXPECT_EQ(ok.first(), "none");
+}
+
+TEST(LifecycleChecker, FlagsFinishedWithAHandleNeverClosed) {
+  Harness h;
+  h.handshake();
+  h.action(core::action::Close{core::CloseMode::flush_then_close});
+  h.action(core::action::Finished{});
+  EXPECT_EQ(h.first(), "INV-EVERY-OPEN-CLOSED");
+}
+
+TEST(LifecycleChecker, FlagsAnOpenWhileInfosHandleIsStillOpen) {
+  Harness h;
+  h.options();
+  h.client(encode_option(opt::info, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  h.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  h.server(option_reply(opt::info, rep::info, Harness::info_export(4096)));
+  h.server(option_reply(opt::info, rep::ack));
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  EXPECT_EQ(h.first(), "INV-ONE-HANDLE");
+}
+
+TEST(LifecycleChecker, FlagsACloseWithoutAnOpenHandle) {
+  Harness h;
+  h.options();
+  h.action(core::action::CallPlugin{core::lifecycle_slot, core::PluginCall{core::CallKind::close}});
+  EXPECT_EQ(h.first(), "INV-CLOSE-ONCE-AFTER-LAST");
+}
+
+TEST(LifecycleChecker, FlagsAnInfoReplyWithAnotherSizeThanTheOpenReported) {
+  Harness h;
+  h.options();
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  h.export_info.size_bytes = 3584;  // the plugin's answer for this connection
+  h.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  h.server(option_reply(opt::go, rep::info, Harness::info_export(4096)));
+  EXPECT_EQ(h.first(), "INV-EXPORT-INFO-MATCHES-OPEN");
+  Harness ro;  // flags too: a plugin that cannot write is announced read-only
+  ro.options();
+  ro.client(encode_option(opt::go, Harness::info_request()));
+  ro.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&ro.export_info)});
+  ro.export_info.caps.can_write = false;
+  ro.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  ro.server(option_reply(opt::go, rep::info, Harness::info_export(4096, 1)));
+  EXPECT_EQ(ro.first(), "INV-EXPORT-INFO-MATCHES-OPEN");
+}
+
+TEST(LifecycleChecker, FlagsAListThatIsNotWhatThePluginListed) {
+  std::vector<std::byte> entry;
+  put32(entry, 1);
+  put_bytes(entry, "b");
+  Harness h;  // no list_exports call at all
+  h.options();
+  h.client(encode_option(opt::list, {}));
+  h.server(option_reply(opt::list, rep::server, entry));
+  EXPECT_EQ(h.first(), "INV-LIST-FROM-PLUGIN");
+  Harness other;  // the plugin listed "a", the server answered "b"
+  other.options();
+  other.client(encode_option(opt::list, {}));
+  std::vector<core::ExportEntry> listed;
+  core::PluginCall call{core::CallKind::list_exports};
+  call.exports = &listed;
+  other.action(core::action::CallPlugin{core::lifecycle_slot, call});
+  listed.push_back(core::ExportEntry{"a", ""});
+  other.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  other.server(option_reply(opt::list, rep::server, entry));
+  EXPECT_EQ(other.first(), "INV-LIST-FROM-PLUGIN");
+  Harness failed;  // a failed list_exports must be ERR_PLATFORM, not an empty list
+  failed.options();
+  failed.client(encode_option(opt::list, {}));
+  failed.action(core::action::CallPlugin{core::lifecycle_slot, call});
+  failed.input(core::input::PluginDone{core::lifecycle_slot, EIO});
+  failed.server(option_reply(opt::list, rep::ack));
+  EXPECT_EQ(failed.first(), "INV-LIST-FROM-PLUGIN");
+}
+
+TEST(LifecycleChecker, FlagsADisconnectDuringOpenThatCoreActsOn) {
+  Harness h;
+  h.options();
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  h.input(core::input::DisconnectRequested{true});
+  h.action(core::action::Close{core::CloseMode::abort});
+  EXPECT_EQ(h.first(), "INV-DISCONNECT-ONLY-CONNECTED");
+}
+
+TEST(LifecycleChecker, AcceptsADisconnectDuringOpenThatCoreIgnores) {
+  Harness h;
+  h.options();
+  h.client(encode_option(opt::go, Harness::info_request()));
+  h.action(core::action::CallPlugin{core::lifecycle_slot, Harness::open_call(&h.export_info)});
+  h.input(core::input::DisconnectRequested{true});  // not a connected callback: ignored
+  h.input(core::input::PluginDone{core::lifecycle_slot, 0});
+  h.server(option_reply(opt::go, rep::info, Harness::info_export(4096)));
+  h.server(option_reply(opt::go, rep::ack));
+  h.input(core::input::SendDone{});
+  EXPECT_EQ(h.first(), "none");
+}
+
 TEST(ServerStreamDecoder, RejectsASimpleReplyToAReadWithStructuredReplies) {
   ServerStreamDecoder d;
   std::vector<ServerStreamDecoder::Event> ev;
@@ -472,7 +649,9 @@ TEST(ServerStreamDecoder, RejectsASimpleReplyToAReadWithStructuredReplies) {
 TEST(Scenario, TextRoundTrips) {
   Scenario sc;
   sc.thread_model = core::ThreadModel::serialize_requests;
-  sc.steps = {Step{step::ClientConnects{2}}, Step{step::ClientSends{1, cmd::write, 512, 1024, 1}},
+  sc.hold_lifecycle = true;
+  sc.steps = {Step{step::ClientConnects{2}}, Step{step::ClientConnects{0, true, true}},
+              Step{step::ClientSends{1, cmd::write, 512, 1024, 1}},
               Step{step::PluginFinishes{3}}, Step{step::AdvanceTime{1000}},  Step{step::ServerShutdown{}},
               Step{step::PluginDisconnect{1, true}}, Step{step::PeerCloses{1, true}}};
   const std::string text = to_text(sc);

@@ -148,20 +148,18 @@ class ContractTap final : public DriverTap {
 // ---- the tap's checks, on a hand-driven Connection that breaks the contract -----------
 
 struct Manual {
-  core::ExportCatalog catalog;
   core::Limits limits;
   std::unique_ptr<core::Connection> conn;
   ContractTap tap;
   core::Instant now{};
   Manual() {
-    catalog.exports.push_back(core::ExportInfo{"d", "", 4096, {}, {}});
-    catalog.default_export = "d";
     limits.handshake_timeout = core::Duration::from_ms(20);
     core::ConnectionConfig cfg;
     cfg.id = 1;
     cfg.limits = limits;
-    cfg.catalog = &catalog;
     conn = std::make_unique<core::Connection>(cfg);
+    drain();  // CallPlugin{preconnect}: it succeeds, and the greeting is queued
+    feed(core::input::PluginDone{core::lifecycle_slot, 0});
   }
   // Drains `n` actions (all when n < 0), reporting "drained" only when empty.
   void drain(int n = -1) {
