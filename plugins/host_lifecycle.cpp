@@ -165,10 +165,12 @@ int PluginHost::query_export(ConnectionPluginState& conn, const core::PluginCall
   };
   core::Capabilities& caps = info.caps;
   caps.can_write = !call.readonly && ask("can_write", [&] { return plugin_->can_write(h); }) > 0;
-  // WRITE_ZEROES is always offered on a writable export; can_zero only says whether the
-  // plugin's zero() is called or nbdd writes zeroes instead (nbdkit's ZERO_EMULATE).
-  conn.zero_native = caps.can_write && ask("can_zero", [&] { return plugin_->can_zero(h); }) > 0;
-  caps.can_zero = caps.can_write;
+  // WRITE_ZEROES is offered on a writable export unless can_zero says zero_none; otherwise
+  // can_zero only says whether the plugin's zero() is called or nbdd writes zeroes instead
+  // (nbdkit's ZERO_EMULATE).
+  const int zero = caps.can_write ? ask("can_zero", [&] { return plugin_->can_zero(h); }) : 0;
+  conn.zero_native = zero > 0 && zero != zero_none;
+  caps.can_zero = caps.can_write && zero != zero_none;
   caps.can_fast_zero = caps.can_zero && ask("can_fast_zero", [&] { return plugin_->can_fast_zero(h); }) > 0;
   caps.can_trim = caps.can_write && ask("can_trim", [&] { return plugin_->can_trim(h); }) > 0;
   const int fua = caps.can_write ? ask("can_fua", [&] { return plugin_->can_fua(h); }) : fua_none;

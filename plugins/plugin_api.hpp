@@ -57,6 +57,10 @@ inline constexpr std::uint32_t extent_zero = 2;  // NBDKIT_EXTENT_ZERO
 // emulate: nbdd does the work (FUA: flush after the write; cache: pread and discard).
 inline constexpr int fua_none = 0, fua_emulate = 1, fua_native = 2;
 inline constexpr int cache_none = 0, cache_emulate = 1, cache_native = 2;
+// can_zero() answers 1 (call zero()), 0 (nbdd writes zeroes with pwrite) or zero_none: do
+// not offer WRITE_ZEROES at all (nbdkit's NBDKIT_ZERO_NONE: what an nbdkit filter over a
+// read-only layer, or the nozero filter, asks for).
+inline constexpr int zero_none = 2;
 
 // What nbdd offers the plugin. Safe to call from any thread, several at once.
 class Host {
@@ -214,7 +218,8 @@ class Plugin {
   virtual int can_flush(Handle& h) { (void)h; return has_flush(); }
   virtual int can_trim(Handle& h) { (void)h; return has_trim(); }
   // Whether to call zero(). WRITE_ZEROES is advertised on every writable export either
-  // way: with 0 (or zero() answering ENOTSUP) nbdd writes zeroes with pwrite.
+  // way: with 0 (or zero() answering ENOTSUP) nbdd writes zeroes with pwrite; unless the
+  // answer is zero_none, which offers no WRITE_ZEROES (nor FAST_ZERO).
   virtual int can_zero(Handle& h) { (void)h; return has_zero(); }
   // Whether to advertise FAST_ZERO. The default says yes when nbdd emulates zero (a fast
   // zero then fails ENOTSUP at once, which is fast) and no when zero() exists but cannot

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "plugins/nbdkit/exported_functions.hpp"
+#include "plugins/nbdkit/filtered_plugin.hpp"
 #include "plugins/nbdkit/nbdkit_plugin.hpp"
 
 #ifndef NBDD_NBDKIT_PLUGINDIR
@@ -96,6 +97,7 @@ std::optional<std::string> find_nbdkit_plugin(std::string_view name) {
 }
 
 int after_fork(std::string& error) {
+  if (std::optional<int> r = run_filters_after_fork(error)) return *r;
   NbdkitPlugin* plugin = active_plugin().load();
   return plugin ? plugin->run_after_fork(error) : 0;
 }

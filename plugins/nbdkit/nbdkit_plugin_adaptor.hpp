@@ -30,7 +30,8 @@ std::string_view nbdkit_plugin_dir();
 // and that file exists.
 std::optional<std::string> find_nbdkit_plugin(std::string_view name);
 
-// Runs the loaded nbdkit plugin's after_fork callback, once: the daemon calls it after it
+// Runs the loaded nbdkit plugin's after_fork callback (and its filters', see
+// filtered_plugin.hpp), once: the daemon calls it after it
 // forked into the background (or decided not to), before accepting, as nbdkit does. If the
 // daemon never calls it, the first connection's preconnect does. 0, or an errno with a
 // message in `error`. Without a loaded nbdkit plugin: 0.
