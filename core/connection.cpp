@@ -115,9 +115,8 @@ void Connection::Impl::on_bytes(std::span<const std::byte> bytes) {
   }
   if (reader_ == Reader::payload_discard && staged() == 0) {  // dropped without staging
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(discard_left_, bytes.size()));
-    discard_left_ -= n;
     bytes = bytes.subspan(n);
-    if (discard_left_ == 0) reader_ = Reader::request_header;
+    on_discard_bytes(n);
   }
   if (!bytes.empty() && !stage_append(bytes)) abort(EndReason::protocol_violation);
 }
@@ -143,11 +142,12 @@ void Connection::Impl::on_deadline() {
   }
   if (close_emitted_) return;
   if (idle_since_ && now_ >= *idle_since_ + limits_.grace_period) {
-    // A request the client sent but we never took (a WRITE payload still arriving, or a
-    // header staged behind back-pressure because our replies were not read) can never be
-    // answered now: hard-disconnect rather than close as if everything had been answered.
-    const bool request_pending =
-        reader_ == Reader::write_payload || (reader_ == Reader::request_header && staged() > 0);
+    // A request the client sent but we never took (a WRITE payload still arriving or being
+    // discarded, or a header staged behind back-pressure because our replies were not
+    // read) can never be answered now: hard-disconnect rather than close as if everything
+    // had been answered.
+    const bool request_pending = reader_ == Reader::write_payload || reader_ == Reader::payload_discard ||
+                                 (reader_ == Reader::request_header && staged() > 0);
     if (request_pending)
       abort(EndReason::grace_expired);
     else
@@ -214,10 +214,8 @@ bool Connection::Impl::reader_step() {
     case Reader::payload_discard: {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(discard_left_, staged()));
       consume(n);
-      discard_left_ -= n;
-      if (discard_left_ != 0) return false;
-      reader_ = Reader::request_header;
-      return true;
+      on_discard_bytes(n);
+      return reader_ != Reader::payload_discard;
     }
     case Reader::awaiting_plugin:
     case Reader::stopped:
@@ -317,7 +315,9 @@ void Connection::Impl::begin_draining() {
 void Connection::Impl::begin_closing(EndReason why) {
   note_end(why);
   if (status_ < Status::closing) set_status(Status::closing);
-  if (reader_ == Reader::write_payload) free_slot(receiving_slot_);  // never reached the plugin
+  // A request whose payload is still arriving never reached the plugin, and a refused one
+  // is answered only after its payload: either way it gets no reply now.
+  if (reader_ == Reader::write_payload || reader_ == Reader::payload_discard) free_slot(receiving_slot_);
   if (phase_ == Phase::handshake) withdraw_pending_lifecycle();
   reader_ = Reader::stopped;
   window_ = {};

@@ -36,7 +36,8 @@ const char* to_string(Reader reader);
 
 enum class SlotState : std::uint8_t {
   free,
-  receiving,  // header parsed, WRITE payload still arriving
+  receiving,  // header parsed, WRITE payload still arriving (into the buffer, or
+              // discarded when the request is refused: its reply waits for the last byte)
   queued,     // accepted; waits for the thread model to allow its plugin call
   running,    // CallPlugin emitted, PluginDone not yet received
   replying,   // reply Send emitted, SendDone not yet received
@@ -46,6 +47,7 @@ struct Slot {
   SlotState state = SlotState::free;
   ParsedRequest req;
   std::uint64_t payload_filled = 0;
+  nbd::Error refused = nbd::Error::ok;  // receiving a refused request's payload: its error
   std::unique_ptr<std::byte[]> buffer;  // pooled: grows, reused, released only under budget pressure
   std::size_t capacity = 0;
   ReplyHeader header{};
@@ -155,6 +157,7 @@ class Connection::Impl {
   bool refuse_request(std::uint32_t slot_index, const ParsedRequest& req, nbd::Error err, std::uint64_t payload);
   void accept_request(std::uint32_t slot_index);
   void on_payload_bytes();
+  void on_discard_bytes(std::size_t n);
   void reply_error(std::uint32_t slot_index, nbd::Error err);
   void on_data_done(std::uint32_t slot_index, int err);
   void reply_success(std::uint32_t slot_index);
@@ -209,7 +212,7 @@ class Connection::Impl {
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::uint64_t buffer_bytes_ = 0;  // sum of slot capacities
-  std::uint32_t receiving_slot_ = 0;
+  std::uint32_t receiving_slot_ = 0;  // the slot of write_payload / payload_discard
   std::deque<QueuedCall> call_queue_;
   std::uint32_t running_data_calls_ = 0;
   bool lifecycle_running_ = false;

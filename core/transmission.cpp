@@ -75,18 +75,25 @@ bool Connection::Impl::try_parse_request() {
   return true;
 }
 
-// Answers a request without calling the plugin; its payload is still consumed so the
-// stream stays in sync.
+// Answers a request without calling the plugin. Its payload is still consumed so the
+// stream stays in sync, and the error goes out only after the payload's last byte: a
+// client (libnbd) that is still sending the payload takes an earlier reply for a broken
+// server and drops the connection with everything in flight (nbdkit answers after it too).
 bool Connection::Impl::refuse_request(std::uint32_t slot_index, const ParsedRequest& req, nbd::Error err,
                                       std::uint64_t payload) {
   ++stats_.requests;
   take_slot(slot_index);
-  slots_[slot_index].req = req;
-  reply_error(slot_index, err);
-  if (payload > 0) {
-    discard_left_ = payload;
-    reader_ = Reader::payload_discard;
+  Slot& s = slots_[slot_index];
+  s.req = req;
+  if (payload == 0) {
+    reply_error(slot_index, err);
+    return true;
   }
+  s.refused = err;
+  slot_state(s, SlotState::receiving);
+  receiving_slot_ = slot_index;
+  discard_left_ = payload;
+  reader_ = Reader::payload_discard;
   return true;
 }
 
@@ -95,6 +102,17 @@ void Connection::Impl::on_payload_bytes() {
   if (s.payload_filled < s.req.length) return;
   reader_ = Reader::request_header;
   accept_request(receiving_slot_);
+}
+
+// n bytes of a refused request's payload were dropped; after the last one, its reply.
+void Connection::Impl::on_discard_bytes(std::size_t n) {
+  discard_left_ -= n;
+  if (discard_left_ != 0) return;
+  reader_ = Reader::request_header;
+  Slot& s = slots_[receiving_slot_];
+  const nbd::Error err = s.refused;
+  s.refused = nbd::Error::ok;
+  reply_error(receiving_slot_, err);
 }
 
 void Connection::Impl::accept_request(std::uint32_t slot_index) {
@@ -240,6 +258,7 @@ void Connection::Impl::free_slot(std::uint32_t slot_index) {
   Slot& s = slots_[slot_index];
   NBDD_ASSERT(s.state != SlotState::free);
   s.state = SlotState::free;
+  s.refused = nbd::Error::ok;
   free_slots_.push_back(slot_index);
   --stats_.in_flight;
   blocked_on_budget_ = false;  // retry a request that waited for buffer space

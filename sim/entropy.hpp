@@ -29,6 +29,22 @@ class ChoiceTape {
     ++past_end_;
     return 0;
   }
+  // Recording (auto-shrink of a failing seed): a seeded Prng attached to this tape still
+  // draws from its own generator, and appends the word that makes a replay of the tape draw
+  // the same value, in the world's draw order. Replaying the recorded tape gives the same
+  // world, except that raw 64-bit draws (payload bytes, full-range draws) keep 32 bits in
+  // both runs.
+  void start_recording() {
+    words_.clear();
+    rewind();
+    recording_ = true;
+  }
+  void stop_recording() { recording_ = false; }
+  bool recording() const { return recording_; }
+  void record(std::uint32_t word) {
+    words_.push_back(word);
+    ++pos_;
+  }
   const std::vector<std::uint32_t>& words() const { return words_; }
   std::size_t used() const { return pos_; }          // words consumed so far
   std::uint64_t past_end() const { return past_end_; }  // draws answered 0 because the tape ran out
@@ -41,6 +57,7 @@ class ChoiceTape {
   std::vector<std::uint32_t> words_;
   std::size_t pos_ = 0;
   std::uint64_t past_end_ = 0;
+  bool recording_ = false;
 };
 
 }  // namespace nbdd::sim

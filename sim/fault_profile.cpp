@@ -14,8 +14,10 @@ Ratio maybe(Prng& p, std::uint32_t lo, std::uint32_t hi) {
 }
 }  // namespace
 
-FaultProfile FaultProfile::from_seed(std::uint64_t seed) {
-  Prng p(seed ^ 0x5eed'f00d'0000'0001ull);
+FaultProfile FaultProfile::from_seed(std::uint64_t seed) { return from_seed(seed, nullptr); }
+
+FaultProfile FaultProfile::from_seed(std::uint64_t seed, ChoiceTape* recorder) {
+  Prng p(seed ^ 0x5eed'f00d'0000'0001ull, recorder);
   FaultProfile f = from_prng(p);
   f.seed = seed;
   return f;
@@ -85,6 +87,13 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
   if (p.below(4) != 0) f.shutdown_at_ns = p.range_inclusive(0, 150'000'000);
   if (f.shutdown_at_ns && p.below(3) == 2) f.second_signal_at_ns = *f.shutdown_at_ns + p.range_inclusive(0, 1'500'000'000);
   f.faults_end_ns = p.range_inclusive(50'000'000, 400'000'000);
+  // issue 22 (drawn last, so the knobs above stay what they were for a seed)
+  f.client_boundary = maybe(p, 2, 12);
+  f.client_big_option = maybe(p, 1, 2);
+  if (p.below(3) == 2) f.request_bytes_max = 4096u * static_cast<std::uint32_t>(p.range_inclusive(1, 4));
+  // Oversized options only where the limit is small: they stay a few KiB, not 64 KiB+.
+  if (f.client_big_option.numerator != 0 || p.below(2) == 1)
+    f.option_data_bytes_max = static_cast<std::uint32_t>(p.range_inclusive(256, 2048));
   return f;
 }
 
@@ -101,6 +110,7 @@ void FaultProfile::print(std::FILE* out) const {
                "  client_vanish=%s mid_request_vanish=%s lazy=%s early_disc=%s bad_request=%s think_max_ns=%llu "
                "connect_spread_ns=%llu\n"
                "  in_flight_max=%u grace_period_ns=%llu handshake_timeout_ns=%llu staged_bytes_max=%u\n"
+               "  boundary=%s big_option=%s request_bytes_max=%u option_data_bytes_max=%u\n"
                "  shutdown_at_ns=%s second_signal_at_ns=%s faults_end_ns=%llu liveness_bound_ns=%llu\n",
                clients, late_clients, requests_max, pipeline_max, static_cast<unsigned long long>(export_bytes),
                exports, size_shrink_max, caps_vary, block_min, list_invalid_name, plugin_read_only,
@@ -117,7 +127,9 @@ void FaultProfile::print(std::FILE* out) const {
                to_string(client_early_disc).c_str(), to_string(client_bad_request).c_str(),
                static_cast<unsigned long long>(think_max_ns), static_cast<unsigned long long>(connect_spread_ns),
                in_flight_max, static_cast<unsigned long long>(grace_period_ns),
-               static_cast<unsigned long long>(handshake_timeout_ns), staged_bytes_max, shutdown_at_ns ? std::to_string(*shutdown_at_ns).c_str() : "none",
+               static_cast<unsigned long long>(handshake_timeout_ns), staged_bytes_max,
+               to_string(client_boundary).c_str(), to_string(client_big_option).c_str(), request_bytes_max,
+               option_data_bytes_max, shutdown_at_ns ? std::to_string(*shutdown_at_ns).c_str() : "none",
                second_signal_at_ns ? std::to_string(*second_signal_at_ns).c_str() : "none",
                static_cast<unsigned long long>(faults_end_ns), static_cast<unsigned long long>(liveness_bound_ns));
 }

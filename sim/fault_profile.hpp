@@ -55,6 +55,12 @@ struct FaultProfile {
   Ratio client_early_disc{0, 1};            // per request: DISC without waiting for replies
   Ratio client_bad_request{0, 1};           // per request: invalid flags or range
   Ratio client_odd_name{0, 1};              // per INFO/GO/EXPORT_NAME: a name the plugin refuses
+  // per request: a boundary case — ending exactly at the export's end, zero length (also at
+  // the end), the largest allowed length, one byte over it (a compact WRITE's payload is
+  // then read and discarded)
+  Ratio client_boundary{0, 1};
+  // per handshake: an option of exactly the option limit, or longer (read and discarded)
+  Ratio client_big_option{0, 1};
   std::uint64_t think_max_ns = 300'000;
   std::uint64_t connect_spread_ns = 20'000'000;
   // core limits (swarm: small values reach back-pressure and timeout paths)
@@ -62,6 +68,8 @@ struct FaultProfile {
   std::uint64_t grace_period_ns = 1'000'000'000;
   std::uint64_t handshake_timeout_ns = 10'000'000'000;
   std::uint32_t staged_bytes_max = 256 * 1024;
+  std::uint32_t request_bytes_max = 32u << 20;     // small: the largest lengths are cheap
+  std::uint32_t option_data_bytes_max = 64 * 1024;  // small: oversized options are cheap
   // server
   std::optional<std::uint64_t> shutdown_at_ns;       // signal-driven graceful shutdown
   std::optional<std::uint64_t> second_signal_at_ns;  // forces every connection
@@ -69,6 +77,8 @@ struct FaultProfile {
   std::uint64_t liveness_bound_ns = 30'000'000'000;  // after faults_end, everything must have ended
 
   static FaultProfile from_seed(std::uint64_t seed);
+  // The same, every draw recorded on `recorder` (auto-shrink: see ChoiceTape::start_recording).
+  static FaultProfile from_seed(std::uint64_t seed, ChoiceTape* recorder);
   // Every knob drawn from `p` (a seeded Prng or one on a ChoiceTape); seed stays 0.
   static FaultProfile from_prng(Prng& p);
   void print(std::FILE* out) const;

@@ -1,7 +1,8 @@
 // nbdd-sim: the deterministic simulator's command line.
 //
 //   nbdd-sim --seed=N [--trace=short|full] [--memory-plugin]   one world; prints the seed first
-//   nbdd-sim --seeds=A..B [--check-determinism] [--marks]     a sweep
+//   nbdd-sim --seeds=A..B [--check-determinism] [--marks]     a sweep; a failing seed is
+//                                                             shrunk (ChoiceTape) unless --no-shrink
 //   nbdd-sim --budget-s=S [--seed-start=N] [...]              a sweep bounded by wall time
 //   nbdd-sim --scenario=FILE [--trace=full]                   replay a scenario (scenario.hpp)
 //   nbdd-sim --regressions=FILE                               every seed listed in FILE
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <malloc.h>
 #include <map>
 #include <sstream>
 #include <string>
@@ -56,7 +58,8 @@ struct Args {
   std::optional<std::uint64_t> budget_s;
   std::uint64_t seed_start = 0;
   std::string scenario, regressions, tape;
-  bool full = false, memory = false, determinism = false, marks = false, require_marks = false, keep_going = false;
+  bool full = false, memory = false, determinism = false, marks = false, require_marks = false, keep_going = false,
+       no_shrink = false;
 };
 
 bool starts(const std::string& a, const char* p, std::string& rest) {
@@ -71,7 +74,7 @@ int usage() {
                "usage: nbdd-sim --seed=N | --seeds=A..B | --budget-s=S [--seed-start=N] | --scenario=FILE |\n"
                "                --regressions=FILE | --tape=HEX | --tape=@FILE\n"
                "                [--trace=short|full] [--memory-plugin] [--check-determinism]\n"
-               "                [--marks] [--require-marks] [--keep-going]\n");
+               "                [--marks] [--require-marks] [--keep-going] [--no-shrink]\n");
   return 2;
 }
 
@@ -101,6 +104,21 @@ bool replay_differs(const Outcome& first, const Outcome& again) {
   return true;
 }
 
+// After a failing seed's report: the shortest replay the tape shrinker finds, and both
+// replay lines (the seed's, and the shrunk tape's).
+void print_shrunk(std::uint64_t seed, bool memory) {
+  std::fflush(stdout);
+  const auto s = shrink_seed(seed, memory, 1500);
+  if (!s) {
+    std::printf("shrink: the recorded tape does not fail the same way; replay the seed\n");
+    return;
+  }
+  std::printf("shrunk (%s) from %zu to %zu tape words in %zu runs\n", s->failure.c_str(), s->recorded_words,
+              s->tape.words().size(), s->runs);
+  std::printf("replay: %s\n", reproduce_command(seed, memory).c_str());
+  std::printf("replay (shrunk): %s\n", tape_reproduce_command(s->tape, memory).c_str());
+}
+
 int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& requests, std::uint64_t& events) {
   arm_crash(seed, a.memory);
   Outcome out = run_seed(seed, a.memory, false, nullptr);
@@ -128,6 +146,7 @@ int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& re
     }
     std::fflush(stdout);
     run_seed(seed, a.memory, false, stdout);
+    if (!a.no_shrink) print_shrunk(seed, a.memory);
     return exit_code(out.kind);
   }
   return 0;
@@ -214,6 +233,10 @@ int main(int argc, char** argv) {
   std::signal(SIGFPE, on_crash_signal);
   std::signal(SIGBUS, on_crash_signal);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // Every world allocates and frees the same large buffers (stages, slot buffers, pipes):
+  // keep them in the heap instead of mmap/munmap per world (page faults were ~10% of a sweep).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], v;
@@ -234,6 +257,7 @@ int main(int argc, char** argv) {
     else if (arg == "--marks") a.marks = true;
     else if (arg == "--require-marks") a.require_marks = true;
     else if (arg == "--keep-going") a.keep_going = true;
+    else if (arg == "--no-shrink") a.no_shrink = true;
     else return usage();
   }
   if (a.memory && !memory_plugin_available()) {

@@ -5,7 +5,7 @@
 namespace nbdd::sim {
 
 std::span<const char* const> required_marks() {
-  static constexpr std::array<const char*, 57> marks{
+  static constexpr std::array<const char*, 65> marks{
       "shutdown_in_handshake", "shutdown_in_transmission", "option_after_shutdown", "handshake_err_shutdown",
       "graceful_with_running_call", "graceful_with_queued_request", "graceful_mid_write_payload",
       "request_after_graceful", "write_after_graceful", "eshutdown_reply", "inflight_completed_while_draining",
@@ -22,7 +22,11 @@ std::span<const char* const> required_marks() {
       "list_invalid_name_from_plugin", "open_for_info", "go_after_info", "size_differs_between_opens",
       "close_in_handshake", "close_in_handshake_after_shutdown", "go_refused_block_size",
       "disconnect_during_lifecycle_call", "lifecycle_call_shutdown", "client_asked_unknown_name",
-      "shutdown_during_close"};
+      "shutdown_during_close",
+      // issue 22: boundaries, validity, oversized options
+      "request_at_export_end_served", "zero_length_served", "zero_length_at_export_end_served",
+      "largest_request_served", "invalid_request_refused", "write_over_limit_discarded",
+      "option_over_limit_too_big", "option_over_limit_err_shutdown"};
   return marks;
 }
 

@@ -7,23 +7,33 @@
 #include <map>
 #include <span>
 #include <string>
+#include <unordered_map>
 
 namespace nbdd::sim {
 
 class Marks {
  public:
-  void hit(const char* name) { ++counts_[name]; }
+  // Names are string literals: counted by address on the hot path (no string built, no
+  // allocation once a name was seen), merged by text when read.
+  void hit(const char* name) { ++by_address_[name]; }
   std::uint64_t count(const std::string& name) const {
-    auto it = counts_.find(name);
-    return it == counts_.end() ? 0 : it->second;
+    const auto& m = all();
+    auto it = m.find(name);
+    return it == m.end() ? 0 : it->second;
   }
   void merge(const Marks& other) {
-    for (const auto& [name, n] : other.counts_) counts_[name] += n;
+    for (const auto& [name, n] : other.by_address_) by_address_[name] += n;
   }
-  const std::map<std::string, std::uint64_t>& all() const { return counts_; }
+  // By name, ordered: printing is deterministic.
+  const std::map<std::string, std::uint64_t>& all() const {
+    by_name_.clear();
+    for (const auto& [name, n] : by_address_) by_name_[name] += n;
+    return by_name_;
+  }
 
  private:
-  std::map<std::string, std::uint64_t> counts_;  // ordered: printing is deterministic
+  std::unordered_map<const char*, std::uint64_t> by_address_;
+  mutable std::map<std::string, std::uint64_t> by_name_;
 };
 
 // Every mark a healthy sweep must hit.

@@ -67,6 +67,7 @@ void Pipe::deliver_head(std::uint64_t gen) {
     // queues a read, the client writes to the other direction), so the span stays valid.
     const std::span<const std::byte> data(bytes_.data() + bytes_head_, seg.length);
     bytes_head_ += seg.length;
+    delivered_ += seg.length;
     deliver_(data);
   }
 }

@@ -33,6 +33,8 @@ class Pipe {
   void reset();  // RST: undelivered bytes are lost
   bool closed() const { return closed_; }
   std::uint64_t bytes_written() const { return written_; }
+  // Bytes handed to the receiver so far (a prefix of what was written).
+  std::uint64_t bytes_delivered() const { return delivered_; }
 
  private:
   core::Instant arrival();
@@ -61,6 +63,7 @@ class Pipe {
   bool closed_ = false;
   bool reset_ = false;
   std::uint64_t written_ = 0;
+  std::uint64_t delivered_ = 0;
 };
 
 }  // namespace nbdd::sim

@@ -44,32 +44,29 @@ class Prng {
     for (auto& word : s_) word = splitmix64(sm);
   }
   explicit Prng(ChoiceTape& tape) : tape_(&tape) {}
+
+  // Seeded, recording every draw on `recorder` (ChoiceTape::start_recording).
+  Prng(std::uint64_t seed, ChoiceTape* recorder) : Prng(seed) { tape_ = recorder; }
   bool tape_mode() const { return tape_ != nullptr; }
-
   std::uint64_t next() {
-    if (tape_) [[unlikely]]
-      return tape_->draw();
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
+    if (tape_) [[unlikely]] {
+      if (!tape_->recording()) return tape_->draw();
+      const auto w = static_cast<std::uint32_t>(step());
+      tape_->record(w);
+      return w;
+    }
+    return step();
   }
-
   // Uniform in [0, n); n > 0. Lemire's multiply-shift with rejection (exact, no bias).
   std::uint64_t below(std::uint64_t n) {
     if (n <= 1) return 0;
-    if (tape_) [[unlikely]]
-      return tape_->draw() % n;
-    for (;;) {
-      const unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
-      const auto low = static_cast<std::uint64_t>(m);
-      if (low >= n || low >= (0 - n) % n) return static_cast<std::uint64_t>(m >> 64);
+    if (tape_) [[unlikely]] {
+      if (!tape_->recording()) return tape_->draw() % n;
+      const auto w = static_cast<std::uint32_t>(uniform(n));
+      tape_->record(w);
+      return w % n;
     }
+    return uniform(n);
   }
   // Uniform in [lo, hi].
   std::uint64_t range_inclusive(std::uint64_t lo, std::uint64_t hi) {
@@ -80,14 +77,22 @@ class Prng {
   bool chance(Ratio r) {
     if (r.numerator == 0 || r.denominator == 0) return false;
     if (r.numerator >= r.denominator) return true;
-    if (tape_) [[unlikely]]
-      return tape_->draw() % r.denominator >= r.denominator - r.numerator;
-    return below(r.denominator) < r.numerator;
+    if (tape_) [[unlikely]] {
+      if (!tape_->recording()) return tape_->draw() % r.denominator >= r.denominator - r.numerator;
+      const bool yes = uniform(r.denominator) < r.numerator;
+      tape_->record(yes ? r.denominator - 1 : 0);
+      return yes;
+    }
+    return uniform(r.denominator) < r.numerator;
   }
   bool coin() {
-    if (tape_) [[unlikely]]
-      return (tape_->draw() & 1) != 0;
-    return (next() >> 63) != 0;
+    if (tape_) [[unlikely]] {
+      if (!tape_->recording()) return (tape_->draw() & 1) != 0;
+      const bool yes = (step() >> 63) != 0;
+      tape_->record(yes ? 1 : 0);
+      return yes;
+    }
+    return (step() >> 63) != 0;
   }
   // Random bytes (write payloads): one draw seeds a SplitMix64 stream, 8 bytes per step.
   void fill(std::span<std::byte> out) {
@@ -114,12 +119,33 @@ class Prng {
   // Tape mode: another Prng on the same tape (no draw).
   Prng fork() {
     if (tape_) [[unlikely]]
-      return Prng(*tape_);
-    return Prng(next());
+      return tape_->recording() ? Prng(step(), tape_) : Prng(*tape_);
+    return Prng(step());
   }
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  // xoshiro256**: the seeded generator's next word.
+  std::uint64_t step() {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+  // Uniform in [0, n), n > 1, from the seeded generator: Lemire's multiply-shift with
+  // rejection (exact, no bias).
+  std::uint64_t uniform(std::uint64_t n) {
+    for (;;) {
+      const unsigned __int128 m = static_cast<unsigned __int128>(step()) * n;
+      const auto low = static_cast<std::uint64_t>(m);
+      if (low >= n || low >= (0 - n) % n) return static_cast<std::uint64_t>(m >> 64);
+    }
+  }
   std::uint64_t s_[4] = {};
   ChoiceTape* tape_ = nullptr;
 };

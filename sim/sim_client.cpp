@@ -120,6 +120,24 @@ void SimClient::plan_handshake() {
     std::vector<std::byte> junk(prng_.below(40), std::byte{0x5a});
     plan_.push_back({prng_.coin() ? 42u : 4u, junk});  // unknown / withdrawn: ERR_UNSUP
   }
+  if (profile_.client_big_option.numerator != 0 && profile_.option_data_bytes_max <= 4096 &&
+      prng_.chance(profile_.client_big_option)) {
+    // Exactly the option limit (answered as usual), or longer: read and discarded, then
+    // NBD_REP_ERR_TOO_BIG (ERR_SHUTDOWN once shutting down).
+    // One to four of them, so that one is often still being read when shutdown comes.
+    static constexpr std::uint32_t options[] = {42u, opt::list, opt::info, opt::set_meta};
+    for (auto n = prng_.range_inclusive(1, 4); n > 0; --n) {
+      // Longer ones take a while to discard: a window for shutdown to arrive meanwhile.
+      const std::uint32_t over =
+          prng_.coin() ? 0 : static_cast<std::uint32_t>(prng_.range_inclusive(1, 4ull * profile_.option_data_bytes_max));
+      std::vector<std::byte> junk(profile_.option_data_bytes_max + over, std::byte{0x5b});
+      // Not an oversized SET_META_CONTEXT: core keeps the old selection when it discards
+      // one, the spec says every SET replaces it (reported, sim/FINDINGS.md S22-1).
+      const std::uint32_t option = options[prng_.below(over ? 3 : 4)];
+      plan_.push_back({option, std::move(junk)});
+      world_.marks().hit(over ? "client_option_over_limit" : "client_option_at_limit");
+    }
+  }
   if (prng_.below(12) == 1) plan_.push_back({opt::starttls, {}});
   if (prng_.below(12) == 1) plan_.push_back({opt::structured_reply, {}});  // repeated
   // the final option
@@ -217,6 +235,15 @@ void SimClient::on_bytes(std::span<const std::byte> bytes) {
         break;
       case ServerStreamDecoder::Event::Kind::reply_done: {
         if (outstanding_ > 0) --outstanding_;
+        if (reply_before_request_arrived(ev.reply.request.cookie)) {
+          world_.client_failure(index_,
+                                "reply to cookie " + std::to_string(ev.reply.request.cookie) +
+                                    " arrived before the request's last payload byte reached the server "
+                                    "(libnbd: no matching cookie, the server is broken)",
+                                "INV-NO-REPLY-BEFORE-PAYLOAD");
+          vanish(true);  // libnbd drops the connection with every request in flight
+          return;
+        }
         if (ev.reply.error == err::eshutdown) {
           world_.marks().hit("client_saw_eshutdown");
           if (lazy_) {
@@ -313,10 +340,27 @@ void SimClient::send_random_request() {
   if (rq.type == cmd::write_zeroes && prng_.coin()) rq.flags |= cflag::no_hole;
   if (rq.type == cmd::write_zeroes && (ef & eflag::send_fast_zero) && prng_.below(3) == 0) rq.flags |= cflag::fast_zero;
   if (rq.type == cmd::block_status && prng_.coin()) rq.flags |= cflag::req_one;
+  if (rq.type != cmd::flush && profile_.client_boundary.numerator != 0 && prng_.chance(profile_.client_boundary))
+    boundary_request(rq, size);
   if (prng_.chance(profile_.client_bad_request)) {
     world_.marks().hit("client_bad_request");
-    if (prng_.coin()) rq.offset = size + 512 * prng_.range_inclusive(0, 4);  // out of range
-    else rq.flags |= 0x0080;                                                 // an undefined flag
+    switch (prng_.below(4)) {
+      case 0: rq.offset = size + 512 * prng_.range_inclusive(0, 4); break;  // out of range
+      case 1: rq.flags |= 0x0080; break;                                      // an undefined flag
+      case 2: {
+        // a command the server did not offer (a write to a read-only export among them)
+        static constexpr std::uint16_t types[] = {cmd::write, cmd::trim, cmd::write_zeroes, cmd::cache,
+                                                  cmd::block_status};
+        rq.type = types[prng_.below(5)];
+        break;
+      }
+      default: {
+        // a flag the server did not offer (or that does not apply to this command)
+        static constexpr std::uint16_t flags[] = {cflag::fua, cflag::df, cflag::fast_zero, cflag::req_one,
+                                                  cflag::no_hole};
+        rq.flags |= flags[prng_.below(5)];
+      }
+    }
   }
   if (rq.type == cmd::write) {
     rq.payload.resize(rq.length);
@@ -324,6 +368,54 @@ void SimClient::send_random_request() {
   }
   if (rq.type == cmd::write && dec_.extended()) rq.flags |= cflag::payload_len;
   send_request(std::move(rq));
+}
+
+bool SimClient::reply_before_request_arrived(std::uint64_t cookie) {
+  for (auto it = payload_ends_.begin(); it != payload_ends_.end(); ++it) {
+    if (it->first != cookie) continue;
+    const bool early = to_server_ && it->second > to_server_->bytes_delivered();
+    payload_ends_.erase(it);
+    return early;
+  }
+  return false;
+}
+
+// The edges of what the server must accept: a request ending exactly at the export's end,
+// zero length (also at the end, and BLOCK_STATUS's, which is invalid), the largest allowed
+// length, and one byte more (READ: refused; compact WRITE: payload read and discarded).
+void SimClient::boundary_request(Request& rq, std::uint64_t size) {
+  const bool data = rq.type == cmd::read || rq.type == cmd::write;
+  const std::uint64_t largest = std::min<std::uint64_t>(size, profile_.request_bytes_max);
+  switch (prng_.range_inclusive(1, 5)) {
+    case 1:
+      if (rq.length > size) rq.length = size;
+      rq.offset = size - rq.length;
+      world_.marks().hit("client_request_at_export_end");
+      break;
+    case 2:
+      rq.length = 0;
+      world_.marks().hit("client_zero_length_request");
+      break;
+    case 3:
+      rq.offset = size;
+      rq.length = 0;
+      world_.marks().hit("client_zero_length_at_export_end");
+      break;
+    case 4:
+      rq.length = data ? largest : size;
+      rq.offset = prng_.coin() ? 0 : size - rq.length;
+      world_.marks().hit("client_largest_request");
+      break;
+    default:
+      // Over the limit; not with extended headers (an oversized PAYLOAD_LEN is a hard
+      // disconnect) and only where the limit is small enough to be cheap.
+      if (data && profile_.request_bytes_max <= 65536 && !(rq.type == cmd::write && dec_.extended())) {
+        rq.length = std::uint64_t{profile_.request_bytes_max} + 1;
+        rq.offset = 0;
+        world_.marks().hit("client_request_over_limit");
+      }
+      break;
+  }
 }
 
 void SimClient::send_request(Request rq) {
@@ -339,6 +431,7 @@ void SimClient::send_request(Request rq) {
     return;
   }
   write(bytes);
+  if (!rq.payload.empty() && to_server_) payload_ends_.emplace_back(rq.cookie, to_server_->bytes_written());
 }
 
 void SimClient::send_disc() {

@@ -12,6 +12,7 @@
 // when a Step says so.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,8 @@ class SimClient {
   void act();
   void send_random_request();
   void send_request(wire::Request req);
+  void boundary_request(wire::Request& rq, std::uint64_t size);
+  bool reply_before_request_arrived(std::uint64_t cookie);
   void send_disc();
   void write(std::span<const std::byte> bytes);
   std::vector<std::byte> info_data(const std::string& name, bool go);
@@ -86,6 +89,10 @@ class SimClient {
   std::uint32_t outstanding_ = 0;
   std::uint64_t next_cookie_ = 1;
   std::uint64_t requests_sent_ = 0;
+  // Requests with a payload, in send order: cookie and the end of their last byte in the
+  // stream to the server. Like libnbd (1.14), a reply to a request whose bytes have not all
+  // reached the server means a broken server ("no matching cookie"): the client gives up.
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> payload_ends_;
 };
 
 }  // namespace nbdd::sim

@@ -13,20 +13,25 @@ std::uint32_t load32(const std::byte* p) {
 std::uint64_t load64(const std::byte* p) {
   return (static_cast<std::uint64_t>(load32(p)) << 32) | load32(p + 4);
 }
-void put16(std::vector<std::byte>& out, std::uint16_t v) {
-  out.push_back(static_cast<std::byte>(v >> 8));
-  out.push_back(static_cast<std::byte>(v));
+namespace {
+// Big-endian, one resize per field instead of a push_back per byte.
+template <int Bytes>
+void put_be(std::vector<std::byte>& out, std::uint64_t v) {
+  const std::size_t at = out.size();
+  out.resize(at + Bytes);
+  for (int i = Bytes - 1; i >= 0; --i) {
+    out[at + static_cast<std::size_t>(i)] = static_cast<std::byte>(v);
+    v >>= 8;
+  }
 }
-void put32(std::vector<std::byte>& out, std::uint32_t v) {
-  put16(out, static_cast<std::uint16_t>(v >> 16));
-  put16(out, static_cast<std::uint16_t>(v));
-}
-void put64(std::vector<std::byte>& out, std::uint64_t v) {
-  put32(out, static_cast<std::uint32_t>(v >> 32));
-  put32(out, static_cast<std::uint32_t>(v));
-}
+}  // namespace
+
+void put16(std::vector<std::byte>& out, std::uint16_t v) { put_be<2>(out, v); }
+void put32(std::vector<std::byte>& out, std::uint32_t v) { put_be<4>(out, v); }
+void put64(std::vector<std::byte>& out, std::uint64_t v) { put_be<8>(out, v); }
 void put_bytes(std::vector<std::byte>& out, std::string_view s) {
-  for (char c : s) out.push_back(static_cast<std::byte>(c));
+  const auto* p = reinterpret_cast<const std::byte*>(s.data());
+  out.insert(out.end(), p, p + s.size());
 }
 
 const char* command_name(std::uint16_t type) {
@@ -69,6 +74,7 @@ std::vector<std::byte> encode_option(std::uint32_t option, std::span<const std::
 
 std::vector<std::byte> encode_request(const Request& req, bool extended) {
   std::vector<std::byte> out;
+  out.reserve((extended ? 32 : 28) + req.payload.size());
   put32(out, extended ? ext_request_magic : request_magic);
   put16(out, req.flags);
   put16(out, req.type);
@@ -86,6 +92,10 @@ std::vector<std::byte> encode_request(const Request& req, bool extended) {
 
 void ClientStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Event>& out) {
   if (state_ == State::ended || state_ == State::broken) return;  // nothing more is decoded
+  if (pos_ == buf_.size()) {  // everything decoded: start over instead of growing
+    buf_.clear();
+    pos_ = 0;
+  }
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
   run(out);
 }
@@ -213,8 +223,11 @@ void ServerStreamDecoder::request_sent(const Request& req) {
     return;
   }
   Pending p;
-  p.req = req;
-  p.req.payload.clear();
+  p.req.flags = req.flags;  // field by field: a WRITE's payload is not copied
+  p.req.type = req.type;
+  p.req.cookie = req.cookie;
+  p.req.offset = req.offset;
+  p.req.length = req.length;
   p.done.request = p.req;
   // Nothing is allocated for the READ's data here: runs are stored as the data arrives.
   outstanding_.insert_or_assign(req.cookie, std::move(p));
@@ -231,6 +244,10 @@ bool ServerStreamDecoder::fail(std::vector<Event>& out, std::string why) {
 
 void ServerStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Event>& out) {
   if (state_ == State::broken) return;
+  if (pos_ == buf_.size()) {  // everything decoded: start over instead of growing
+    buf_.clear();
+    pos_ = 0;
+  }
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
   while (step(out)) {
   }

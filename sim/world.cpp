@@ -53,8 +53,13 @@ struct World::ServerConn {
 class World::Gate final : public core::CallGate {
  public:
   explicit Gate(World& w) : w_(w) {}
-  bool try_acquire(core::ConnectionId id) override { return gate_.try_acquire(id); }
+  bool try_acquire(core::ConnectionId id) override {
+    const bool got = gate_.try_acquire(id);
+    w_.checker_->on_gate(id, w_.now(), InvariantChecker::GateCall::try_acquire, got);
+    return got;
+  }
   void release(core::ConnectionId id) override {
+    w_.checker_->on_gate(id, w_.now(), InvariantChecker::GateCall::release, true);
     if (auto next = gate_.release(id)) {
       w_.marks().hit("gate_handover");
       w_.feed_later(*next, core::input::GateOpened{});
@@ -64,6 +69,7 @@ class World::Gate final : public core::CallGate {
     // Cancelling a gate we were already handed (GateOpened still in the queue) releases it.
     const bool held = gate_.holder() == id;
     if (held) w_.marks().hit("gate_cancel_raced_handover");
+    w_.checker_->on_gate(id, w_.now(), InvariantChecker::GateCall::cancel, held);
     if (auto next = gate_.cancel(id)) w_.feed_later(*next, core::input::GateOpened{});
     return held;
   }
@@ -76,7 +82,9 @@ class World::Gate final : public core::CallGate {
 World::World(const FaultProfile& profile, WorldOptions options)
     : profile_(profile),
       options_(options),
-      prng_(options.tape ? Prng(*options.tape) : Prng(profile.seed)),
+      prng_(!options.tape                 ? Prng(profile.seed)
+            : options.tape->recording() ? Prng(profile.seed, options.tape)
+                                        : Prng(*options.tape)),
       trace_(options.full_trace),
       net_prng_(prng_.fork()),
       client_prng_(prng_.fork()),
@@ -91,6 +99,8 @@ void World::setup() {
   limits_.grace_period = core::Duration{profile_.grace_period_ns};
   limits_.handshake_timeout = core::Duration{profile_.handshake_timeout_ns};
   limits_.staged_bytes_max = profile_.staged_bytes_max;
+  limits_.request_bytes_max = profile_.request_bytes_max;
+  limits_.option_data_bytes_max = profile_.option_data_bytes_max;
   gate_ = std::make_unique<Gate>(*this);
   if (profile_.memory_plugin) memory_ = make_memory_backend(profile_);
   if (memory_)
@@ -111,8 +121,10 @@ World::ServerConn* World::find(core::ConnectionId id) {
   return id < conn_index_.size() ? conn_index_[id] : nullptr;
 }
 
-void World::client_failure(std::uint32_t client, const std::string& what) {
-  if (!client_failure_) client_failure_ = "client " + std::to_string(client) + ": " + what;
+void World::client_failure(std::uint32_t client, const std::string& what, const char* invariant) {
+  if (client_failure_) return;
+  client_failure_ = "client " + std::to_string(client) + ": " + what;
+  client_failure_invariant_ = invariant;
 }
 
 // ---- accept ------------------------------------------------------------------------------
@@ -172,13 +184,13 @@ void World::connect(SimClient& client) {
   cfg.read_only = profile_.read_only;
   cfg.thread_model = profile_.thread_model;
   cfg.gate = gate_.get();
+  checker_->on_connection(id, now());  // first: the constructor may already take the gate
   sc->conn = std::make_unique<core::Connection>(cfg);
   ServerConn& ref = *sc;
   if (conn_index_.size() <= id) conn_index_.resize(id + 1, nullptr);
   conn_index_[id] = sc.get();
   conns_.emplace(id, std::move(sc));
   trace_.record(now(), id, "srv", "accepted client " + std::to_string(client.index()));
-  checker_->on_connection(id, now());
   drain(ref);
 }
 
@@ -503,7 +515,7 @@ Outcome World::run() {
 
 Outcome World::conclude() {
   if (client_failure_) {
-    Violation v{"INV-WIRE-PARSES", 0, now(), *client_failure_ + " (bytes the client received do not parse)"};
+    Violation v{client_failure_invariant_, 0, now(), *client_failure_ + " (seen by the client)"};
     auto out = finish(OutcomeKind::correctness, "");
     if (!out.violation) out.violation = v;
     return out;

@@ -79,7 +79,8 @@ class World {
   Marks& marks() { return marks_; }
   bool faults_active() const { return faults_active_; }
   void connect(SimClient& client);                 // TCP connect + accept
-  void client_failure(std::uint32_t client, const std::string& what);
+  // A simulated client found the server broken (default: what it received does not parse).
+  void client_failure(std::uint32_t client, const std::string& what, const char* invariant = "INV-WIRE-PARSES");
   void note_request() { ++requests_; }
   InvariantChecker& checker() { return *checker_; }
   void set_driver_tap(DriverTap* tap) { tap_ = tap; }  // tests only (sim/driver_tap.hpp)
@@ -143,6 +144,7 @@ class World {
   bool exited_ = false;
   bool stopped_ = false;                           // a violation or failure ended the run
   std::optional<std::string> client_failure_;
+  const char* client_failure_invariant_ = "INV-WIRE-PARSES";
   std::uint64_t events_ = 0;
   std::uint64_t requests_ = 0;
   core::Instant liveness_deadline_{~0ull};
@@ -157,6 +159,18 @@ Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::F
 // `tape` (rewound first); same reporting, the reproduce line is `nbdd-sim --tape=HEX`.
 Outcome run_tape(ChoiceTape& tape, bool memory_plugin, bool full_trace, std::FILE* report);
 std::string tape_reproduce_command(const ChoiceTape& tape, bool memory_plugin);
+std::string reproduce_command(std::uint64_t seed, bool memory_plugin);  // nbdd-sim --seed=N ...
+// Auto-shrink: records the failing seed's draws as a tape, checks that the tape fails the
+// same way, then shrinks it (shorter, zeroed runs, smaller words), keeping every candidate
+// that still fails with the same invariant (or outcome kind), in at most `runs_max` runs.
+// nullopt when the recorded tape does not reproduce the failure.
+struct Shrunk {
+  ChoiceTape tape;
+  std::size_t recorded_words = 0;
+  std::size_t runs = 0;
+  std::string failure;  // the invariant (or outcome kind) kept
+};
+std::optional<Shrunk> shrink_seed(std::uint64_t seed, bool memory_plugin, std::size_t runs_max);
 // Run a scenario (scripted clients, held plugin calls); same reporting.
 Outcome run_scenario(const Scenario& scenario, bool full_trace, std::FILE* report);
 // The failure report (violation or liveness reason, trace tail, reproduce line).

@@ -81,6 +81,8 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
           c.send_failed = true;
         } else if constexpr (std::is_same_v<T, core::input::PluginDone>) {
           lifecycle_input(c, now, in);
+        } else if constexpr (std::is_same_v<T, core::input::GateOpened>) {
+          gate_opened(c);
         } else if constexpr (std::is_same_v<T, core::input::ShutdownRequested> ||
                              std::is_same_v<T, core::input::DisconnectRequested>) {
           shutdown_input(c, now, in);
@@ -117,6 +119,7 @@ void InvariantChecker::on_status(core::ConnectionId id, core::Instant now, core:
     if (status == core::Status::closing) marks_.hit("status_closing");
   }
   c.status = status;
+  check_gate_handed_on(now);
 }
 
 void InvariantChecker::on_shutdown_requested(core::Instant now) {

@@ -68,6 +68,11 @@ class InvariantChecker {
   void on_admit(core::Instant now, bool admitted);          // result of ServerState::admit()
   void on_server_action(core::Instant now, const core::ServerAction& act);
 
+  // ---- the thread-model gate (core::CallGate), as the driver sees it: what each call
+  // returned. A driver that does not report them leaves INV-GATE-HANDED-ON unjudged.
+  enum class GateCall : std::uint8_t { try_acquire, release, cancel };
+  void on_gate(core::ConnectionId id, core::Instant now, GateCall call, bool result);
+
   // ---- time: call whenever the virtual clock moves (grace deadlines are checked here)
   void on_time(core::Instant now);
   // ---- end of run: quiescent = the driver believes everything has ended
@@ -102,6 +107,9 @@ class InvariantChecker {
   void process_client_events(Conn& c, core::Instant now, std::vector<wire::ClientStreamDecoder::Event>& evs);
   // liveness.cpp
   void update_idle(Conn& c, core::Instant now);
+  // gate.cpp
+  void gate_opened(Conn& c);
+  void check_gate_handed_on(core::Instant now);
   // lifecycle.cpp
   void lifecycle_input(Conn& c, core::Instant now, const core::Input& in);
   void lifecycle_action(Conn& c, core::Instant now, const core::Action& act);
@@ -118,6 +126,12 @@ class InvariantChecker {
   void check_export_block(Conn& c, core::Instant now, const wire::ServerStreamDecoder::Event& ev);
   void served_export(Conn& c);
   bool match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful, std::uint64_t& key);
+  // validity.cpp
+  void classify_request(const Conn& c, const wire::Request& rq, std::uint8_t& must, std::uint8_t& may) const;
+  void check_reply_validity(Conn& c, core::Instant now, const wire::Request& rq, std::uint8_t must, std::uint8_t may,
+                            bool called, const wire::ReplyDone& done);
+  void classify_option(Conn& c, std::size_t length);  // the newest option
+  void check_option_size_answer(Conn& c, core::Instant now, std::uint32_t type);  // the oldest
   // durability.cpp
   void disk_write(Conn& c, wire::Request& req);  // takes req.payload
   void disk_write_done(Conn& c, const wire::Request& req, bool ok);
@@ -152,6 +166,10 @@ class InvariantChecker {
   // thread model, across connections
   std::uint32_t running_all_ = 0;
   std::optional<core::ConnectionId> exclusive_holder_;  // serialize_connections
+  // the gate as the driver granted it (gate.cpp)
+  bool gate_observed_ = false;
+  std::optional<core::ConnectionId> gate_holder_;
+  std::uint32_t gate_waiters_ = 0;
 };
 
 }  // namespace nbdd::sim

@@ -25,6 +25,9 @@ struct InvariantChecker::Conn {
     bool plugin_eshutdown = false;  // a plugin call for it returned the errno ESHUTDOWN
     std::uint64_t parse_tick = 0;
     std::uint64_t payload_tick = 0;
+    // validity.cpp: errors the request must be refused with (any one of them), and errors
+    // it may be refused with instead of being served (the client broke a SHOULD)
+    std::uint8_t refuse_must = 0, refuse_may = 0;
   };
   struct Call {
     core::CallKind kind;
@@ -48,6 +51,7 @@ struct InvariantChecker::Conn {
     // INFO/GO/EXPORT_NAME: its open and what the plugin described
     bool open_called = false, open_ok = false;
     core::ExportInfo opened;
+    bool too_big = false;           // longer than Limits::option_data_bytes_max
   };
   // The plugin handle (nbdkit's per-connection handle): one at a time.
   enum class Handle : std::uint8_t { none, opening, open, closing };
@@ -92,9 +96,15 @@ struct InvariantChecker::Conn {
   std::vector<core::ExportEntry>* list_out = nullptr;  // the running list_exports' vector
   std::uint32_t list_max = 0;
   std::string export_key;                       // the served export's disk (canonical name)
+  std::uint32_t block_min = 0;                  // the served export's block size (its open)
+  std::uint32_t block_max = 0;
   bool sends_emitted = false;                   // any Send (the greeting first)
   bool info_answered = false;                   // an INFO was answered with its export
   std::map<std::uint32_t, Call> running;  // slot -> call
+  // the thread-model gate: queued for it (try_acquire false, no GateOpened yet), and
+  // handovers that raced with a cancel (their GateOpened is stale)
+  bool gate_waiting = false;
+  std::uint32_t gate_stale = 0;
 
   // requests parsed and not yet answered (DISC excluded), in parse order
   std::map<std::uint64_t, Req> requests;

@@ -1,7 +1,8 @@
 // Family "replies": every byte the server sends parses (INV-WIRE-PARSES), at most one reply
 // per request and none for unknown cookies or DISC (INV-REPLY-ONCE, via the decoder), the
-// graceful-disconnect reply rules (INV-GRACEFUL-ESHUTDOWN, INV-GRACEFUL-INFLIGHT-REAL-REPLY)
-// and the handshake shutdown rule (INV-HANDSHAKE-SHUTDOWN).
+// graceful-disconnect reply rules (INV-GRACEFUL-ESHUTDOWN, INV-GRACEFUL-INFLIGHT-REAL-REPLY),
+// the handshake shutdown rule (INV-HANDSHAKE-SHUTDOWN) and no reply before the request's
+// payload has all been received (INV-NO-REPLY-BEFORE-PAYLOAD).
 #include <algorithm>
 
 #include "sim/invariants/checker_state.hpp"
@@ -49,6 +50,7 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
         c.options.emplace_back();
         c.options.back().option = ev.value;
         c.options.back().after_shutdown = c.shutdown_seen;
+        classify_option(c, ev.data.size());
         if (c.shutdown_seen) marks_.hit("option_after_shutdown");
         if (ev.value == wire::opt::go || ev.value == wire::opt::export_name || ev.value == wire::opt::info)
           c.options.back().name = name_of_option(ev.data, ev.value);
@@ -102,6 +104,7 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
         r.certain = r.strict && budget_ok && !earlier_staged;
         if (r.strict && !r.certain && !c.graceful) marks_.hit("request_maybe_staged_on_budget");
         r.parse_tick = tick_;
+        classify_request(c, rq, r.refuse_must, r.refuse_may);
         if (!c.replies_unattributable) c.sdec.request_sent(rq);
         if (c.graceful) marks_.hit(rq.type == wire::cmd::write ? "write_after_graceful" : "request_after_graceful");
         if (rq.type == wire::cmd::read) disk_read_started(c, rq);
@@ -115,7 +118,7 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
       }
       case K::request_complete: {
         auto it = c.requests.find(c.payload_key);
-        if (it == c.requests.end()) break;  // already answered (early error)
+        if (it == c.requests.end()) break;  // answered early (reported) or unattributable
         it->second.payload_done = true;
         it->second.payload_tick = tick_;
         if (write_like(ev.request.type)) disk_write(c, ev.request);
@@ -174,6 +177,7 @@ void InvariantChecker::on_option_reply(Conn& c, core::Instant now, const wire::S
   if (c.options.empty()) return;  // the decoder already reported it
   const std::uint32_t option = c.options.front().option;
   const bool after_shutdown = c.options.front().after_shutdown;
+  check_option_size_answer(c, now, ev.type);
   check_option_answer(c, now, ev);
   if (after_shutdown && option != wire::opt::abort && ev.type != wire::rep::err_shutdown)
     fail("INV-HANDSHAKE-SHUTDOWN", c.id, now,
@@ -210,6 +214,10 @@ void InvariantChecker::on_reply(Conn& c, core::Instant now, const wire::ReplyDon
   if (it == c.requests.end()) return;
   const Conn::Req& r = it->second;
   const bool eshutdown = done.error == wire::err::eshutdown;
+  if (!r.payload_done)
+    fail("INV-NO-REPLY-BEFORE-PAYLOAD", c.id, now,
+         std::string(wire::command_name(r.req.type)) + " cookie " + std::to_string(r.req.cookie) + " answered (error " +
+             std::to_string(done.error) + ") before its payload's last byte was received");
   if (r.after_graceful && r.strict && !eshutdown)
     fail("INV-GRACEFUL-ESHUTDOWN", c.id, now,
          std::string(wire::command_name(r.req.type)) + " cookie " + std::to_string(r.req.cookie) +
@@ -220,6 +228,7 @@ void InvariantChecker::on_reply(Conn& c, core::Instant now, const wire::ReplyDon
     fail("INV-GRACEFUL-INFLIGHT-REAL-REPLY", c.id, now,
          std::string(wire::command_name(r.req.type)) + " cookie " + std::to_string(r.req.cookie) +
              " parsed before the graceful moment was answered ESHUTDOWN");
+  check_reply_validity(c, now, r.req, r.refuse_must, r.refuse_may, r.called, done);
   if (eshutdown) marks_.hit("eshutdown_reply");
   if (!r.after_graceful && c.graceful) marks_.hit(r.called ? "inflight_completed_while_draining" : "queued_completed_while_draining");
   if (done.error != 0 && !eshutdown) marks_.hit("error_reply");

@@ -127,6 +127,84 @@ MUTANTS = [
          "                   if (!disconnect_effective()) {",
          "                   if (!disconnect_effective() && phase_ == Phase::transmission) {"),
     ]),
+    # ---- issue 22: one mutant per new invariant / bug class
+    ("m23-error-reply-before-payload", "a refused WRITE (ESHUTDOWN, ENOSPC, EPERM, EINVAL) is answered before its payload has arrived", [
+        ("core/transmission.cpp",
+         "  if (payload == 0) {\n    reply_error(slot_index, err);\n    return true;\n  }\n  s.refused = err;\n  slot_state(s, SlotState::receiving);\n  receiving_slot_ = slot_index;\n",
+         "  reply_error(slot_index, err);\n  if (payload == 0) return true;\n  receiving_slot_ = slot_index;\n"),
+        ("core/transmission.cpp",
+         "  reader_ = Reader::request_header;\n  Slot& s = slots_[receiving_slot_];\n  const nbd::Error err = s.refused;\n  s.refused = nbd::Error::ok;\n  reply_error(receiving_slot_, err);\n",
+         "  reader_ = Reader::request_header;\n"),
+        ("core/connection.cpp",
+         "  if (reader_ == Reader::write_payload || reader_ == Reader::payload_discard) free_slot(receiving_slot_);",
+         "  if (reader_ == Reader::write_payload) free_slot(receiving_slot_);"),
+    ]),
+    ("m24-gate-kept-after-failed-call", "serialize_all_requests: after a failed data call the gate is not handed on", [
+        ("core/transmission.cpp",
+         "    reply_success(slot_index);\n  }\n  release_gate_if_idle();\n}",
+         "    reply_success(slot_index);\n  }\n  if (err == 0) release_gate_if_idle();\n}"),
+    ]),
+    ("m25-request-at-export-end-refused", "a request ending exactly at the export's end is refused as out of range", [
+        ("core/validation.cpp",
+         "  return length <= size && offset <= size - length;  // cannot overflow",
+         "  return length <= size && offset < size - length;  // cannot overflow"),
+    ]),
+    ("m26-largest-length-refused", "a READ/WRITE of exactly the largest allowed length is refused", [
+        ("core/validation.cpp",
+         "  if ((cmd == Cmd::read || cmd == Cmd::write) && req.length > ctx.request_bytes_max)",
+         "  if ((cmd == Cmd::read || cmd == Cmd::write) && req.length >= ctx.request_bytes_max)"),
+    ]),
+    ("m27-zero-length-refused", "zero-length requests are refused with EINVAL instead of succeeding", [
+        ("core/transmission.cpp",
+         "    reply_success(slot_index);  // zero length: success with no effect, no plugin call",
+         "    reply_error(slot_index, nbd::Error::einval);"),
+    ]),
+    ("m28-option-at-limit-too-big", "an option of exactly the option limit is discarded and answered ERR_TOO_BIG", [
+        ("core/handshake.cpp",
+         "  if (option_len_ <= limits_.option_data_bytes_max) {",
+         "  if (option_len_ < limits_.option_data_bytes_max) {"),
+    ]),
+    ("m29-oversized-option-too-big-while-draining", "an oversized option discarded during shutdown is answered ERR_TOO_BIG, not ERR_SHUTDOWN", [
+        ("core/connection.cpp",
+         "      if (status_ == Status::draining)\n        option_error(nbd::Rep::err_shutdown",
+         "      if (false)\n        option_error(nbd::Rep::err_shutdown"),
+    ]),
+    ("m30-read-only-write-einval", "a write to a read-only export is refused EINVAL instead of EPERM", [
+        ("core/validation.cpp",
+         "      if (read_only) return Error::eperm;",
+         "      if (read_only) return Error::einval;"),
+    ]),
+    ("m31-write-past-end-einval", "a WRITE/WRITE_ZEROES past the end is refused EINVAL instead of ENOSPC", [
+        ("core/validation.cpp",
+         "    return (cmd == Cmd::write || cmd == Cmd::write_zeroes) ? Error::enospc : Error::einval;",
+         "    return Error::einval;"),
+    ]),
+    ("m32-fua-without-offer-accepted", "FUA is accepted (and passed to the plugin) when the server did not offer it", [
+        ("core/validation.cpp",
+         "  if ((req.flags & nbd::cmd_flag_fua) && !has(ctx.eflags, nbd::flag_send_fua)) return Error::einval;\n",
+         ""),
+    ]),
+    # ---- invariants that had no mutant yet
+    ("m33-failed-write-answered-success", "a WRITE the plugin failed is answered success", [
+        ("core/transmission.cpp",
+         "  } else if (err != 0) {\n    reply_error(slot_index, errno_to_nbd(err, s.req.flags));",
+         "  } else if (err != 0 && !is_cmd(s.req, nbd::Cmd::write)) {\n    reply_error(slot_index, errno_to_nbd(err, s.req.flags));"),
+    ]),
+    ("m34-inflight-answered-eshutdown", "a request that completes while draining is answered ESHUTDOWN instead of its result", [
+        ("core/transmission.cpp",
+         "  } else if (err != 0) {\n    reply_error(slot_index, errno_to_nbd(err, s.req.flags));",
+         "  } else if (err != 0 || status_ != Status::active) {\n    reply_error(slot_index, err != 0 ? errno_to_nbd(err, s.req.flags) : nbd::Error::eshutdown);"),
+    ]),
+    ("m35-call-offset-rounded-down", "the plugin is called at the request's offset rounded down to 512", [
+        ("core/transmission.cpp",
+         "  pc.offset = r.offset;",
+         "  pc.offset = r.offset - r.offset % 512;"),
+    ]),
+    ("m36-finish-waits-for-acks-after-abort", "after Close{abort} the connection waits for SendDones that never come: it never finishes", [
+        ("core/connection.cpp",
+         "(aborted_ || unacked_.empty())",
+         "unacked_.empty()"),
+    ]),
 ]
 
 

@@ -50,6 +50,55 @@ TEST_F(Endings, RefusedWritePayloadIsConsumedWhileDraining) {
   EXPECT_TRUE(h.calls.empty());
 }
 
+// Issue 22: ESHUTDOWN for a WRITE went out before its payload had arrived, and libnbd
+// then dropped the connection with every request in flight.
+TEST_F(Endings, EshutdownForAWriteComesOnlyAfterItsLastPayloadByte) {
+  h.input(input::ShutdownRequested{});
+  const std::size_t before = h.out.size();
+  h.send(request(nbd::Cmd::write, 1, 0, 4096));
+  for (int i = 0; i < 4095; ++i) {
+    h.send(Bytes(1, std::byte{7}));
+    ASSERT_EQ(h.out.size(), before) << "reply bytes before payload byte " << i + 1;
+  }
+  h.send(Bytes(1, std::byte{7}));
+  ASSERT_EQ(h.out.size(), before + 16);
+  auto r = h.take_simple_reply();
+  EXPECT_EQ(r.cookie, 1u);
+  EXPECT_EQ(r.error, err(nbd::Error::eshutdown));
+  EXPECT_TRUE(h.calls.empty());
+}
+
+TEST_F(Endings, PeerGoneMidDiscardFreesTheSlotWithoutAReply) {
+  h.input(input::ShutdownRequested{});
+  const std::size_t before = h.out.size();
+  h.send(request(nbd::Cmd::write, 1, 0, 4096));
+  h.send(Bytes(1000, std::byte{7}));
+  EXPECT_EQ(h.conn->stats().in_flight, 1u);
+  h.input(input::PeerClosed{});
+  EXPECT_EQ(h.out.size(), before) << "nobody is left to read a reply";
+  EXPECT_EQ(h.conn->stats().in_flight, 0u) << "the discarding slot was freed";
+  ASSERT_EQ(h.calls.size(), 1u);
+  EXPECT_EQ(h.calls[0].call.kind, CallKind::close);
+  h.complete();
+  EXPECT_TRUE(h.finished);
+}
+
+TEST_F(Endings, GraceExpiringMidDiscardIsAHardDisconnect) {
+  h.input(input::ShutdownRequested{});
+  h.send(request(nbd::Cmd::write, 1, 0, 4096));
+  h.send(Bytes(100, std::byte{1}));
+  ASSERT_TRUE(h.conn->deadline().has_value());
+  h.advance(Limits{}.grace_period);
+  h.input(input::DeadlineReached{});
+  EXPECT_TRUE(h.closed_abort) << "the refused WRITE can never be answered now";
+  EXPECT_FALSE(h.closed_flush);
+  EXPECT_EQ(h.unread(), 0u);
+  h.complete();  // close
+  EXPECT_TRUE(h.finished);
+  EXPECT_EQ(h.conn->stats().end_reason, EndReason::grace_expired);
+  EXPECT_EQ(h.conn->stats().in_flight, 0u);
+}
+
 TEST_F(Endings, WriteWhoseHeaderCameBeforeTheDisconnectStillRuns) {
   Bytes w = request(nbd::Cmd::write, 1, 0, 4096);
   h.send(w);

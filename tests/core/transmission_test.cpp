@@ -108,12 +108,59 @@ TEST_F(Simple, OutOfRangeWriteIsEnospcAndItsPayloadIsConsumed) {
   EXPECT_EQ(r.cookie, 2u) << "the stream stayed in sync";
 }
 
+// A refused WRITE is answered only after its payload's last byte (libnbd, while still
+// sending the payload, takes an earlier reply for a broken server): byte by byte through
+// foreign buffers, then in pieces through read_window().
+void expect_reply_only_after_last_byte(Harness& h, const Bytes& header, std::size_t payload, nbd::Error want,
+                                       bool via_window) {
+  const std::size_t before = h.out.size();
+  h.send(header);
+  for (std::size_t i = 0; i + 1 < payload; ++i) {
+    if (via_window)
+      h.send_via_window(Bytes(1, std::byte{5}));
+    else
+      h.send(Bytes(1, std::byte{5}));
+    ASSERT_EQ(h.out.size(), before) << "reply bytes before payload byte " << i + 1 << " of " << payload;
+  }
+  EXPECT_TRUE(h.calls.empty()) << "a refused request never reaches the plugin";
+  if (via_window)
+    h.send_via_window(Bytes(1, std::byte{5}));
+  else
+    h.send(Bytes(1, std::byte{5}));
+  ASSERT_EQ(h.out.size(), before + 16) << "one simple reply right after the last payload byte";
+  auto r = h.take_simple_reply();
+  EXPECT_EQ(r.error, err(want));
+  EXPECT_EQ(r.cookie, wire::load_u64(header.data() + 8));
+}
+
+TEST_F(Simple, OutOfRangeWriteIsAnsweredOnlyAfterItsLastPayloadByte) {
+  expect_reply_only_after_last_byte(h, request(nbd::Cmd::write, 1, (1 << 20) - 100, 200), 200, nbd::Error::enospc,
+                                    false);
+  expect_reply_only_after_last_byte(h, request(nbd::Cmd::write, 2, 1 << 20, 300), 300, nbd::Error::enospc, true);
+  expect_reply_only_after_last_byte(h, request(nbd::Cmd::write, 3, 0, 64, 1 << 9), 64, nbd::Error::einval, false);
+  h.send(request(nbd::Cmd::read, 4, 0, 16));
+  h.complete();
+  EXPECT_EQ(h.take_simple_reply().cookie, 4u) << "the stream stayed in sync";
+  h.take(16);
+  EXPECT_EQ(h.conn->stats().in_flight, 0u);
+}
+
+TEST(ReadOnly, RefusedWriteIsAnsweredOnlyAfterItsLastPayloadByte) {
+  auto c = default_catalog();
+  c.read_only = true;
+  Harness h(c);
+  h.handshake();
+  expect_reply_only_after_last_byte(h, request(nbd::Cmd::write, 1, 0, 100), 100, nbd::Error::eperm, false);
+  expect_reply_only_after_last_byte(h, request(nbd::Cmd::write, 2, 512, 50), 50, nbd::Error::eperm, true);
+}
+
 TEST_F(Simple, OversizedCompactWriteIsDiscardedThenEinval) {
   const std::size_t n = (32u << 20) + 4096;
   Bytes req = request(nbd::Cmd::write, 1, 0, n);
   h.send(req);
   Bytes chunk(256 << 10, std::byte{9});  // foreign deliveries stay within staged_bytes_max
   for (std::size_t left = n; left > 0;) {
+    EXPECT_EQ(h.unread(), 0u) << "no reply while " << left << " payload bytes are still to come";
     const std::size_t k = std::min(left, chunk.size());
     h.send(Bytes(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(k)));
     left -= k;
