@@ -192,6 +192,8 @@ bool Connection::Impl::reader_step() {
       discard_left_ -= n;
       if (discard_left_ != 0) return false;
       reader_ = Reader::option_header;
+      // Spec §3.2.6: every SET_META_CONTEXT replaces the selection, even one that fails.
+      if (option_ == static_cast<std::uint32_t>(nbd::Opt::set_meta_context)) meta_selected_ = false;
       if (status_ == Status::draining)
         option_error(nbd::Rep::err_shutdown, "server is shutting down");
       else

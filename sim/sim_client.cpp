@@ -131,9 +131,8 @@ void SimClient::plan_handshake() {
       const std::uint32_t over =
           prng_.coin() ? 0 : static_cast<std::uint32_t>(prng_.range_inclusive(1, 4ull * profile_.option_data_bytes_max));
       std::vector<std::byte> junk(profile_.option_data_bytes_max + over, std::byte{0x5b});
-      // Not an oversized SET_META_CONTEXT: core keeps the old selection when it discards
-      // one, the spec says every SET replaces it (reported, sim/FINDINGS.md S22-1).
-      const std::uint32_t option = options[prng_.below(over ? 3 : 4)];
+      // An oversized SET_META_CONTEXT too: it must drop the selection (sim/FINDINGS.md S22-1).
+      const std::uint32_t option = options[prng_.below(4)];
       plan_.push_back({option, std::move(junk)});
       world_.marks().hit(over ? "client_option_over_limit" : "client_option_at_limit");
     }

@@ -245,6 +245,26 @@ TEST_F(HandshakeTest, OversizedOptionIsDiscardedAndAnsweredTooBig) {
   EXPECT_EQ(ask(nbd::Opt::list).type, rep(nbd::Rep::server));
 }
 
+// Spec §3.2.6: a SET_META_CONTEXT replaces the selection even when it fails, also when it
+// is too big to read: a later GO has no context selected.
+TEST_F(HandshakeTest, SetMetaContextTooBigDropsTheSelection) {
+  ask(nbd::Opt::structured_reply);
+  EXPECT_EQ(ask(nbd::Opt::set_meta_context, meta_request("disk", {"base:allocation"})).type,
+            rep(nbd::Rep::meta_context));
+  h.take_opt_reply();  // ACK
+  Bytes big = meta_request("disk", {"base:allocation", std::string(70000, 'q')});
+  h.send_via_window(option(nbd::Opt::set_meta_context, big), 5000);
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::err_too_big));
+  h.send(option(nbd::Opt::go, info_request("disk")));
+  answer_lifecycle();
+  while (h.unread() > 0) h.take_opt_reply();
+  ASSERT_EQ(h.conn->phase(), Phase::transmission);
+  h.send(request(nbd::Cmd::block_status, 1, 0, 4096));
+  answer_lifecycle();
+  auto c = h.take_chunk();
+  EXPECT_EQ(c.type, static_cast<std::uint16_t>(nbd::Chunk::error)) << "no context selected: BLOCK_STATUS is refused";
+}
+
 TEST_F(HandshakeTest, AbsurdOptionLengthIsAHardDisconnect) {
   Bytes b;
   put64(b, nbd::opts_magic);
