@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of nbdd, nbdkit and qemu-nbd (see bench/README.md).
 #
-#   bench/run.sh            throughput/latency/CPU table, then the RSS table
+#   bench/run.sh            throughput/latency/CPU table, the RSS table, connections per second
 #   bench/run.sh table      only the throughput/latency/CPU table
 #   bench/run.sh rss        only the RSS table
+#   bench/run.sh cps        only connections per second (nbdd and nbdkit; bench/cps.py)
 #
 # Environment (all optional):
 #   NBDD=path/to/nbdd     the daemon to measure (default: build-bench/nbdd, built here in
@@ -19,6 +20,8 @@
 #   BENCH_JSON=file       also write every raw measurement and the medians as JSON
 #   NBDD_ARGS, NBDKIT_ARGS, QEMU_NBD_ARGS   extra server options (e.g. NBDD_ARGS="-t 4")
 #   BENCH_RSS_CONNS=1000  idle connections for the RSS table
+#   BENCH_CPS_CLIENTS=1,4 BENCH_CPS_SECONDS=5   parallel clients and seconds per cps measurement
+#                         (cps: BENCH_SERVERS defaults to nbdd,nbdkit; BENCH_RUNS as above)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -67,9 +70,18 @@ machine() {
 
 what=${1:-all}
 case $what in
-  all | table | rss) ;;
-  *) echo "usage: bench/run.sh [all|table|rss]" >&2; exit 2 ;;
+  all | table | rss | cps) ;;
+  *) echo "usage: bench/run.sh [all|table|rss|cps]" >&2; exit 2 ;;
 esac
+if [[ $what == all || $what == cps ]]; then
+  # the client loop of bench/cps.cpp, rebuilt when the source is newer
+  CPS=$repo/build-bench/cps
+  if [[ ! -x $CPS || $here/cps.cpp -nt $CPS ]]; then
+    mkdir -p "$repo/build-bench"
+    c++ -O2 -std=c++20 -pthread -Wall -Wextra -o "$CPS" "$here/cps.cpp"
+  fi
+  export CPS
+fi
 machine
 echo
 if [[ $what == all || $what == table ]]; then
@@ -78,6 +90,10 @@ if [[ $what == all || $what == table ]]; then
 fi
 if [[ $what == all || $what == rss ]]; then
   "$py" "$here/rss.py"
+fi
+if [[ $what == all || $what == cps ]]; then
+  echo
+  "$py" "$here/cps.py"
 fi
 echo
 echo "Load after: $(cut -d' ' -f1-3 /proc/loadavg)"

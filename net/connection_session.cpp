@@ -31,7 +31,7 @@ ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Strea
       context_(context),
       timer_(strand) {
   plugin_state_.id = config.id;
-  plugin_state_.readonly = config.catalog != nullptr && config.catalog->read_only;
+  plugin_state_.readonly = config.read_only;
 }
 
 ConnectionSession::~ConnectionSession() {
@@ -44,7 +44,9 @@ ConnectionSession::~ConnectionSession() {
 
 void ConnectionSession::start() {
   asio::post(strand_, [self = shared_from_this()] {
-    self->drain_actions();  // the greeting is queued by the constructor
+    // The core's constructor queued the plugin's preconnect (a CallPlugin on the lifecycle
+    // slot, so on a worker); the greeting follows its PluginDone. Nothing is read before.
+    self->drain_actions();
     self->kick();
   });
 }

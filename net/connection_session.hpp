@@ -60,7 +60,8 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
                     const core::ConnectionConfig& config, SessionContext& context);
   ~ConnectionSession();
 
-  // Starts the pump (sends the greeting). Call once, from any thread.
+  // Starts the pump: runs the plugin's preconnect, then sends the greeting. Call once, from
+  // any thread.
   void start();
   // Feed an input from another thread (posted to the strand). No BytesReceived.
   void post_input(const core::Input& input);

@@ -1,10 +1,10 @@
 // nbdd: `nbdd [OPTIONS] PLUGIN [KEY=VALUE...]`, nbdkit's command line (see docs/daemon.md).
-// Start-up order as nbdkit's: parse, load and configure the plugin, build the export
-// catalog, listen, fork into the background, write the pid file, run --run's command, serve.
+// Start-up order as nbdkit's: parse, load and configure the plugin, listen, fork into the
+// background, write the pid file, run --run's command, serve. The plugin's preconnect,
+// list_exports and open run per connection (issue 21), never at start-up.
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -35,20 +35,6 @@ void print_dump(plugin::Plugin& p) {
     std::printf("magic_config_key=%.*s\n", static_cast<int>(p.magic_config_key().size()),
                 p.magic_config_key().data());
   for (const auto& [key, value] : p.dump_fields()) std::printf("%s=%s\n", key.c_str(), value.c_str());
-}
-
-// -e NAME: the default export is served (also) under NAME.
-void apply_export_name(core::ExportCatalog& catalog, const std::string& name) {
-  const bool known = std::any_of(catalog.exports.begin(), catalog.exports.end(),
-                                 [&](const core::ExportInfo& e) { return e.name == name; });
-  if (!known) {
-    for (auto& e : catalog.exports)
-      if (e.name == catalog.default_export) {
-        e.name = name;
-        break;
-      }
-  }
-  catalog.default_export = name;
 }
 
 struct TempDir {
@@ -94,12 +80,9 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   net::Server server(config);
   plugin::PluginHost host(std::move(plugin_ptr), server.hooks());
   if (auto e = host.start(o.plugin_args); !e.empty()) return fail(e);
-  core::ExportCatalog catalog;
-  if (auto e = host.build_catalog(o.readonly, catalog); !e.empty()) return fail(e);
-  catalog.read_only = catalog.read_only || o.readonly;
-  if (o.exportname) apply_export_name(catalog, *o.exportname);
-  const core::ThreadModel model = host.plugin().thread_model();
-  server.set_plugin(host, std::move(catalog), model);
+  // -e NAME: the name NBD_OPT_LIST shows when the plugin has no list_exports of its own.
+  if (o.exportname) host.set_export_name_option(*o.exportname);
+  server.set_plugin(host, host.plugin().thread_model(), o.readonly);
 
   TempDir tmp;
   std::string unix_path;

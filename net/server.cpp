@@ -38,10 +38,10 @@ plugin::HostHooks Server::hooks() {
   return hooks;
 }
 
-void Server::set_plugin(plugin::PluginHost& host, core::ExportCatalog catalog, core::ThreadModel model) {
+void Server::set_plugin(plugin::PluginHost& host, core::ThreadModel model, bool read_only) {
   host_ = &host;
-  catalog_ = std::move(catalog);
   thread_model_ = model;
+  read_only_ = read_only;
   const bool nonblocking = host.plugin().nonblocking();
   context_ = std::make_unique<SessionContext>(
       SessionContext{nullptr, host, [this](core::ConnectionId id) { on_session_finished(id); }, nonblocking,
@@ -132,7 +132,7 @@ void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream) {
   config.id = *id;
   config.accepted_at = now();
   config.limits = config_.limits;
-  config.catalog = &catalog_;
+  config.read_only = read_only_;
   config.thread_model = thread_model_;
   config.gate = &gate_;
   auto session = std::make_shared<ConnectionSession>(strand, std::move(stream), config, *context_);

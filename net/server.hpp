@@ -21,7 +21,6 @@
 #include <string>
 #include <vector>
 
-#include "core/export_catalog.hpp"
 #include "core/limits.hpp"
 #include "core/server_state.hpp"
 #include "core/thread_model.hpp"
@@ -52,7 +51,9 @@ class Server {
 
   // Hooks for the PluginHost (which is created after the Server and outlives run()).
   plugin::HostHooks hooks();
-  void set_plugin(plugin::PluginHost& host, core::ExportCatalog catalog, core::ThreadModel model);
+  // read_only (-r): every connection's exports are read-only, and the plugin's preconnect,
+  // list_exports and open are told so.
+  void set_plugin(plugin::PluginHost& host, core::ThreadModel model, bool read_only);
 
   // Listening; each returns an error message ("" on success). Call before run().
   std::string listen_tcp(const std::string& host, const std::string& port);
@@ -100,7 +101,7 @@ class Server {
   NetGate gate_;
   core::ServerState state_;
   plugin::PluginHost* host_ = nullptr;
-  core::ExportCatalog catalog_;
+  bool read_only_ = false;
   core::ThreadModel thread_model_ = core::ThreadModel::parallel;
   std::unique_ptr<SessionContext> context_;
   Listeners listeners_;

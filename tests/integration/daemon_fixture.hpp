@@ -1,5 +1,6 @@
-// Black-box helpers: start the real nbdd binary (NBDD_BINARY) in the foreground on a
-// temporary Unix socket or a free TCP port, wait until it accepts, and always clean up.
+// Black-box helpers: start the real nbdd binary (NBDD_BINARY), or nbdkit for a side-by-side
+// comparison, in the foreground on a temporary Unix socket or a free TCP port, wait until it
+// accepts, and always clean up.
 // Everything waits with generous timeouts: these tests run on a loaded 2-core machine and
 // under ThreadSanitizer.
 #pragma once
@@ -31,6 +32,13 @@ using nbdd::testing::free_tcp_port;  // the daemon retries on a clash via Daemon
 using namespace std::chrono_literals;
 
 inline const char* nbdd_binary() { return NBDD_BINARY; }
+// nbdkit (1.32 on Debian 12, from scripts/install-deps.sh) for tests that compare; "" if
+// it is not installed (those comparisons are then skipped).
+inline std::string nbdkit_binary() {
+  for (const char* path : {"/usr/bin/nbdkit", "/usr/sbin/nbdkit", "/usr/local/bin/nbdkit"})
+    if (::access(path, X_OK) == 0) return path;
+  return {};
+}
 
 struct TempDir {
   std::string path;
@@ -126,15 +134,26 @@ class Daemon {
  public:
   // `args`: options and plugin, without -f and the listening options (added here).
   static std::unique_ptr<Daemon> start_unix(const TempDir& dir, std::vector<std::string> args) {
-    auto d = std::unique_ptr<Daemon>(new Daemon(dir));
-    d->socket_ = dir.file("nbd.sock");
+    return start_unix_as(nbdd_binary(), "nbdd", dir, std::move(args));
+  }
+  // nbdkit with the same arguments, on its own socket in `dir` (nbdkit.sock, nbdkit.stderr).
+  // Null (and no failure) if nbdkit is not installed.
+  static std::unique_ptr<Daemon> start_nbdkit_unix(const TempDir& dir, std::vector<std::string> args) {
+    const std::string binary = nbdkit_binary();
+    if (binary.empty()) return nullptr;
+    return start_unix_as(binary, "nbdkit", dir, std::move(args));
+  }
+  static std::unique_ptr<Daemon> start_unix_as(const std::string& binary, const std::string& tag,
+                                               const TempDir& dir, std::vector<std::string> args) {
+    auto d = std::unique_ptr<Daemon>(new Daemon(dir, binary, tag));
+    d->socket_ = dir.file(tag == "nbdd" ? "nbd.sock" : tag + ".sock");
     args.insert(args.begin(), {"-f", "-U", d->socket_});
     if (!d->launch(args, [&] { return can_connect_unix(d->socket_); })) return nullptr;
     return d;
   }
   static std::unique_ptr<Daemon> start_tcp(const TempDir& dir, std::vector<std::string> args) {
     for (int attempt = 0; attempt < 5; ++attempt) {
-      auto d = std::unique_ptr<Daemon>(new Daemon(dir));
+      auto d = std::unique_ptr<Daemon>(new Daemon(dir, nbdd_binary(), "nbdd"));
       d->port_ = free_tcp_port();
       auto full = args;
       full.insert(full.begin(), {"-f", "-i", "127.0.0.1", "-p", std::to_string(d->port_)});
@@ -148,16 +167,16 @@ class Daemon {
       ::kill(pid_, SIGTERM);
       const auto status = wait_exit(30s);
       if (!status) {
-        ADD_FAILURE() << "nbdd did not exit within 30 s of SIGTERM";
+        ADD_FAILURE() << tag_ << " did not exit within 30 s of SIGTERM";
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
       } else if (*status != 0) {
-        ADD_FAILURE() << "nbdd exited with " << *status << " after SIGTERM: " << stderr_text();
+        ADD_FAILURE() << tag_ << " exited with " << *status << " after SIGTERM: " << stderr_text();
       }
     }
     const std::string err = stderr_text();
     for (const char* bad : {"ThreadSanitizer", "AddressSanitizer", "runtime error:", "assertion failed"})
-      if (err.find(bad) != std::string::npos) ADD_FAILURE() << "nbdd reported: " << err;
+      if (err.find(bad) != std::string::npos) ADD_FAILURE() << tag_ << " reported: " << err;
   }
 
   std::string uri(const std::string& export_name = "") const {
@@ -185,11 +204,15 @@ class Daemon {
   }
 
  private:
-  explicit Daemon(const TempDir& dir) : err_path_(dir.file("nbdd.stderr")), out_path_(dir.file("nbdd.stdout")) {}
+  Daemon(const TempDir& dir, std::string binary, std::string tag)
+      : binary_(std::move(binary)),
+        tag_(std::move(tag)),
+        err_path_(dir.file(tag_ + ".stderr")),
+        out_path_(dir.file(tag_ + ".stdout")) {}
 
   template <class Ready>
   bool launch(const std::vector<std::string>& args, Ready ready) {
-    std::vector<std::string> argv{nbdd_binary()};
+    std::vector<std::string> argv{binary_};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = spawn(argv, out_path_, err_path_);
     const auto end = std::chrono::steady_clock::now() + 60s;
@@ -197,12 +220,12 @@ class Daemon {
       if (ready()) return true;
       if (auto st = wait_child(pid_, 0ms)) {
         exited_ = true;
-        ADD_FAILURE() << "nbdd exited with " << *st << " before listening: " << stderr_text();
+        ADD_FAILURE() << tag_ << " exited with " << *st << " before listening: " << stderr_text();
         return false;
       }
       std::this_thread::sleep_for(20ms);
     }
-    ADD_FAILURE() << "nbdd did not listen within 60 s";
+    ADD_FAILURE() << tag_ << " did not listen within 60 s";
     return false;
   }
 
@@ -210,6 +233,7 @@ class Daemon {
   bool exited_ = false;
   std::string socket_;
   std::uint16_t port_ = 0;
+  std::string binary_, tag_;
   std::string err_path_, out_path_;
 };
 

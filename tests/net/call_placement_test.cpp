@@ -43,9 +43,12 @@ TEST(CallPlacement, CopiesAboveTheBoundGoToWorkers) {
   EXPECT_TRUE(runs_inline(true, call(core::CallKind::trim, 1ull << 30)));
 }
 
-TEST(CallPlacement, OpenAndCloseAlwaysRunOnWorkers) {
-  EXPECT_FALSE(runs_inline(true, call(core::CallKind::open, 0, 0xffffffffu)));
-  EXPECT_FALSE(runs_inline(true, call(core::CallKind::close, 0, 0xffffffffu)));
+// The plugin's lifecycle calls may block (an open that dials a backend, a preconnect that
+// checks a client), also for a nonblocking() plugin: never on an I/O thread.
+TEST(CallPlacement, LifecycleCallsAlwaysRunOnWorkers) {
+  for (auto kind : {core::CallKind::preconnect, core::CallKind::list_exports, core::CallKind::open,
+                    core::CallKind::close})
+    EXPECT_FALSE(runs_inline(true, call(kind, 0, 0xffffffffu))) << static_cast<int>(kind);
 }
 
 }  // namespace

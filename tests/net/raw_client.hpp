@@ -26,8 +26,10 @@ inline constexpr std::uint64_t ihaveopt = 0x49484156454F5054ull;   // IHAVEOPT
 inline constexpr std::uint64_t opt_reply_magic = 0x3e889045565a9ull;
 inline constexpr std::uint32_t request_magic = 0x25609513;          // NBD_REQUEST_MAGIC
 inline constexpr std::uint32_t simple_reply_magic = 0x67446698;     // NBD_SIMPLE_REPLY_MAGIC
-inline constexpr std::uint32_t opt_export_name = 1, opt_abort = 2, opt_list = 3, opt_go = 7;
+inline constexpr std::uint32_t opt_export_name = 1, opt_abort = 2, opt_list = 3, opt_info = 6, opt_go = 7;
 inline constexpr std::uint32_t rep_ack = 1, rep_server = 2, rep_info = 3;
+inline constexpr std::uint32_t rep_err_unknown = 0x80000006u, rep_err_shutdown = 0x80000007u;
+inline constexpr std::uint16_t flag_read_only = 1 << 1;
 inline constexpr std::uint16_t cmd_read = 0, cmd_write = 1, cmd_disc = 2, cmd_flush = 3, cmd_trim = 4,
                                cmd_cache = 5, cmd_write_zeroes = 6;
 inline constexpr std::uint32_t eshutdown = 108, einval = 22, eio = 5, eperm = 1, enospc = 28;
@@ -186,11 +188,18 @@ class RawClient {
   // reply type in last_option_error).
   std::optional<std::uint64_t> handshake(const std::string& export_name = "") {
     if (!start_handshake()) return std::nullopt;
+    return go(export_name);
+  }
+  // After start_handshake: NBD_OPT_GO (or NBD_OPT_INFO) with no information requests.
+  // Returns the export size from NBD_INFO_EXPORT, or nullopt (an error reply's type in
+  // last_option_error, 0 if the connection failed).
+  std::optional<std::uint64_t> go(const std::string& export_name, std::uint32_t option = nbdc::opt_go) {
+    last_option_error = 0;
     std::vector<std::uint8_t> d;
     put32(d, static_cast<std::uint32_t>(export_name.size()));
     d.insert(d.end(), export_name.begin(), export_name.end());
     put16(d, 0);
-    if (!send_option(nbdc::opt_go, d)) return std::nullopt;
+    if (!send_option(option, d)) return std::nullopt;
     std::optional<std::uint64_t> size;
     for (;;) {
       auto r = read_option_reply();
@@ -204,6 +213,27 @@ class RawClient {
         size = get(r->data.data() + 2, 8);
         eflags = static_cast<std::uint16_t>(get(r->data.data() + 10, 2));
       }
+    }
+  }
+  std::optional<std::uint64_t> info(const std::string& export_name) { return go(export_name, nbdc::opt_info); }
+  // After start_handshake: NBD_OPT_LIST. The names, or nullopt (an error reply's type in
+  // last_option_error).
+  std::optional<std::vector<std::string>> list() {
+    last_option_error = 0;
+    if (!send_option(nbdc::opt_list, {})) return std::nullopt;
+    std::vector<std::string> names;
+    for (;;) {
+      auto r = read_option_reply();
+      if (!r) return std::nullopt;
+      if (r->type == nbdc::rep_ack) return names;
+      if (r->type & 0x80000000u) {
+        last_option_error = r->type;
+        return std::nullopt;
+      }
+      if (r->type != nbdc::rep_server || r->data.size() < 4) return std::nullopt;
+      const auto n = static_cast<std::size_t>(get(r->data.data(), 4));
+      if (n > r->data.size() - 4) return std::nullopt;
+      names.emplace_back(reinterpret_cast<const char*>(r->data.data()) + 4, n);
     }
   }
 
