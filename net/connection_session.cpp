@@ -12,6 +12,7 @@
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "net/worker_pool.hpp"
+#include "plugins/nbdkit/connection_events.hpp"
 
 namespace nbdd::net {
 namespace asio = boost::asio;
@@ -104,6 +105,7 @@ void ConnectionSession::execute(core::Action& action) {
                  [&](core::action::CallPlugin& call) { do_call(call); },
                  [&](core::action::Close& close) {
                    close_mode_ = close.mode;
+                   plugin::nbdkit_abi::connection_ending(id_);
                    if (close.mode == core::CloseMode::abort) {
                      drop_unsent();  // a forced close sends nothing more
                      do_close();
@@ -158,6 +160,7 @@ void ConnectionSession::on_read(const boost::system::error_code& ec, std::size_t
   if (ec) {
     if (ec == asio::error::operation_aborted || peer_closed_) return;
     peer_closed_ = true;  // EOF, reset, or any read error: the peer is gone
+    plugin::nbdkit_abi::connection_ending(id_);  // this connection's nbdkit_nanosleep wakes
     feed(core::input::PeerClosed{});
     return;
   }

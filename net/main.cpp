@@ -17,6 +17,9 @@
 #include "net/options.hpp"
 #include "net/server.hpp"
 #include "plugins/loader.hpp"
+#include "plugins/nbdkit/connection_events.hpp"
+#include "plugins/nbdkit/filtered_plugin.hpp"
+#include "plugins/nbdkit/nbdkit_plugin_adaptor.hpp"
 
 namespace {
 using namespace nbdd;
@@ -79,6 +82,7 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   config.busy_poll = std::chrono::microseconds(o.busy_poll_us);
   net::Server server(config);
   plugin::PluginHost host(std::move(plugin_ptr), server.hooks());
+  if (o.single) plugin::nbdkit_abi::set_stdio_in_use(true);  // nbdkit_stdio_safe() is 0 under -s
   if (auto e = host.start(o.plugin_args); !e.empty()) return fail(e);
   // -e NAME: the name NBD_OPT_LIST shows when the plugin has no list_exports of its own.
   if (o.exportname) host.set_export_name_option(*o.exportname);
@@ -92,6 +96,11 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   int ready_fd = -1;
   if (!foreground)
     if (auto e = net::daemonize(server.io_context(), ready_fd); !e.empty()) return fail(e);
+  {
+    // nbdkit's after_fork: after the fork (or the decision not to fork), before serving.
+    std::string e;
+    if (plugin::nbdkit_abi::after_fork(e) != 0) return fail("plugin after_fork: " + e);
+  }
   if (o.pidfile)
     if (auto e = net::write_pidfile(*o.pidfile); !e.empty()) return fail(e);
   net::daemon_ready(ready_fd);  // the background parent exits 0 now
@@ -131,6 +140,10 @@ int main(int argc, char** argv) {
   std::string error;
   auto plugin = plugin::load_plugin(o.plugin, error);
   if (!plugin) return fail(error.empty() ? "cannot load plugin '" + o.plugin + "'" : error);
+  // nbdkit's filters in front of any plugin (built-in, loadable or nbdkit's): the chain is
+  // one Plugin to the host, the core and the server.
+  plugin = plugin::nbdkit_abi::wrap_with_filters(std::move(plugin), o.filters, error);
+  if (!plugin) return fail(error);
   if (o.help) {
     std::fputs(net::usage_text().c_str(), stdout);
     std::printf("\n%.*s plugin parameters:\n%s\n", static_cast<int>(plugin->name().size()),

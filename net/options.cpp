@@ -93,7 +93,10 @@ std::string apply(Options& o, const Spec& spec, const std::string& value) {
     std::uint64_t us = 0;
     if (!parse_unsigned(value, 10'000, us)) return "--busy-poll: bad number of microseconds '" + value + "' (0..10000)";
     o.busy_poll_us = static_cast<unsigned>(us);
-  } else if (n == "filter") return "--filter: filters are not supported by nbdd";
+  } else if (n == "filter") {
+    if (value.empty()) return "--filter: empty filter name";
+    o.filters.push_back(value);  // nbdkit's order: the first --filter is the outermost
+  }
   else if (n == "tls") {
     if (value != "off") return "--tls: TLS is not supported by nbdd (only --tls=off)";
   }
@@ -210,6 +213,9 @@ std::string usage_text() {
 Serve PLUGIN over NBD (options and meanings as nbdkit's).
 
   -e, --exportname=NAME   name of the default export (also $exportname/$uri for --run)
+      --filter=FILTER     put nbdkit's FILTER (a name in nbdkit's filter directory, or
+                          the path of a .so) in front of the plugin; repeatable, the
+                          first is the outermost (docs/nbdkit-plugins.md)
   -f, --foreground        do not fork into the background
   -i, --ipaddr=ADDR       listen on this address only (default: all, IPv4 and IPv6)
   -p, --port=PORT         TCP port (default 10809)

@@ -36,6 +36,7 @@ struct Options {
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
   core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
   unsigned busy_poll_us = busy_poll_default.count();  // --busy-poll: longest spin of an I/O thread
+  std::vector<std::string> filters;       // --filter=NAME|PATH, in order: the first is the outermost
   std::string plugin;
   std::vector<std::string> plugin_args;
 

@@ -11,6 +11,7 @@
 #include "net/busy_poll.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
+#include "plugins/nbdkit/connection_events.hpp"
 
 namespace nbdd::net {
 namespace asio = boost::asio;
@@ -117,10 +118,11 @@ asio::io_context& Server::next_shard() {
 
 void Server::on_accept(GenericSocket socket) {
   const Strand strand = socket.get_executor();
-  add_session(strand, make_socket_stream(std::move(socket)));
+  const int fd = socket.native_handle();
+  add_session(strand, make_socket_stream(std::move(socket)), fd);
 }
 
-void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream) {
+void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream, int peer_fd) {
   const auto id = state_.admit();
   if (!id) {
     log::debug("connection refused (shutting down or --max-connections reached)");
@@ -135,6 +137,8 @@ void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream) {
   config.read_only = read_only_;
   config.thread_model = thread_model_;
   config.gate = &gate_;
+  // Before the session's first plugin call (preconnect): who is on the other end.
+  plugin::nbdkit_abi::connection_started(*id, peer_fd);
   auto session = std::make_shared<ConnectionSession>(strand, std::move(stream), config, *context_);
   registry_.add(*id, session);
   log::debug("conn=" + std::to_string(*id) + " accepted");
@@ -143,6 +147,7 @@ void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream) {
 
 void Server::on_session_finished(core::ConnectionId id) {
   asio::post(strand_, [this, id] {
+    plugin::nbdkit_abi::connection_finished(id);  // frees what nbdkit plugins interned on it
     registry_.remove(id);
     state_.finished(id);
     pump_server();
@@ -176,6 +181,7 @@ void Server::on_child_signal(const boost::system::error_code& ec) {
 void Server::shutdown_requested(const char* why) {
   if (exited_) return;
   log::debug(std::string("shutdown requested: ") + why);
+  plugin::nbdkit_abi::server_shutting_down();  // every nbdkit_nanosleep wakes (ESHUTDOWN)
   state_.shutdown_requested();
   pump_server();
   shutdowns_handled_.fetch_add(1);

@@ -77,7 +77,8 @@ class Server {
 
  private:
   void on_accept(GenericSocket socket);
-  void add_session(const Strand& strand, std::unique_ptr<Stream> stream);
+  // peer_fd: the accepted socket, read once for nbdkit_peer_* (-1: stdio, no peer).
+  void add_session(const Strand& strand, std::unique_ptr<Stream> stream, int peer_fd = -1);
   void on_session_finished(core::ConnectionId id);
   void on_signal(const boost::system::error_code& ec, int signo);
   void on_child_signal(const boost::system::error_code& ec);

@@ -107,7 +107,7 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
       {{"-s", "-p", "1", "memory"}, "-s"},
       {{"-s", "--run", "true", "memory"}, "-s"},
       {{"-o", "memory"}, "oldstyle"},
-      {{"--filter=cow", "memory"}, "filter"},
+      {{"--filter=", "memory"}, "filter"},
       {{"--tls=require", "memory"}, "TLS"},
       {{"--foreground=yes", "memory"}, "takes no argument"},
   };
@@ -116,6 +116,13 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
     EXPECT_FALSE(r.ok()) << "accepted: " << ::testing::PrintToString(c.args);
     EXPECT_NE(r.error.find(c.mentions), std::string::npos) << r.error;
   }
+}
+
+TEST(Options, FiltersKeepTheirOrder) {
+  const auto r = parse({"--filter=cow", "--filter", "/x/nbdkit-delay-filter.so", "memory", "1M"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.filters, (std::vector<std::string>{"cow", "/x/nbdkit-delay-filter.so"}));
+  EXPECT_EQ(r.options.plugin, "memory");
 }
 
 TEST(Options, HelpAndVersionNeedNoPlugin) {
