@@ -5,7 +5,7 @@
 # Stages:
 #   default  g++ RelWithDebInfo, -Werror: every test (unit, property, sim, integration, fuzz replay)
 #   asan     clang ASan+UBSan: unit, property and fuzz-corpus replay
-#   tsan     clang TSan: the threaded tests (net, plugins) and the integration tests
+#   tsan     clang TSan: the threaded tests (net, plugins, nbdkit hosting) and the integration tests
 #   sim      simulator: regression seeds, then a time-boxed sweep (NBDD_SIM_SECONDS, 120) seeded
 #            from the commit, each seed run twice to check determinism, every coverage mark hit
 #   mutants  each deliberate bug in sim/mutants/ must be caught by the simulator
@@ -57,7 +57,7 @@ for stage in "${stages[@]}"; do
       ;;
     tsan)
       log "tsan build"
-      build tsan nbdd net_tests plugins_tests integration_tests
+      build tsan nbdd net_tests plugins_tests integration_tests nbdkit_tests
       TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|threaded|integration'
       ;;
     sim)

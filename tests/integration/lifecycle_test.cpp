@@ -221,6 +221,9 @@ std::string joined(const std::vector<std::string>& lines) {
 std::vector<std::string> two_clients_calls(const Daemon& d, const TempDir& dir) {
   const auto i = run_shell("nbdinfo '" + d.uri("foo") + "'");
   EXPECT_EQ(i.status, 0) << i.output;
+  // nbdinfo's GO handle is closed by the server after nbdinfo left: wait for it, so the
+  // second client's calls cannot interleave with it (the order would be a race).
+  EXPECT_TRUE(wait_closes(dir, 2));
   {
     Nbd h;
     EXPECT_EQ(nbd_connect_uri(h, d.uri("bar").c_str()), 0) << Nbd::error();
