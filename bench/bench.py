@@ -61,7 +61,10 @@ WORKLOADS = {
 SERVERS = ["nbdd", "nbdkit", "qemu-nbd"]
 # "nbdd-b" is a second nbdd binary (NBDD_B, NBDD_B_ARGS) for A/B runs of a fix:
 # BENCH_SERVERS=nbdd,nbdd-b,nbdkit NBDD_B=/path/to/patched/nbdd bench/run.sh table
-KNOWN_SERVERS = SERVERS + ["nbdd-b"]
+# "nbdd-hosted" is nbdd hosting an nbdkit plugin .so (BENCH_PLUGIN, default nbdkit's own memory
+# plugin) through its nbdkit ABI adaptor (issue 23); nbdkit then serves the same .so:
+# BENCH_SERVERS=nbdd-hosted,nbdkit BENCH_TRANSPORTS=unix bench/run.sh table
+KNOWN_SERVERS = SERVERS + ["nbdd-b", "nbdd-hosted"]
 TRANSPORTS = ["unix", "tcp"]
 
 
@@ -147,10 +150,12 @@ class Server:
             where_nbdkit = ["-i", "127.0.0.1", "-p", str(self.port)]
         if self.name == "nbdd":
             return [self.cfg["nbdd"], "-f", *self.cfg["nbdd_args"], *where_nbdkit, "memory", "1G"]
+        if self.name == "nbdd-hosted":
+            return [self.cfg["nbdd"], "-f", *self.cfg["nbdd_args"], *where_nbdkit, self.cfg["plugin"], "1G"]
         if self.name == "nbdd-b":
             return [self.cfg["nbdd_b"], "-f", *self.cfg["nbdd_b_args"], *where_nbdkit, "memory", "1G"]
         if self.name == "nbdkit":
-            return ["nbdkit", "-f", *self.cfg["nbdkit_args"], *where_nbdkit, "memory", "1G"]
+            return ["nbdkit", "-f", *self.cfg["nbdkit_args"], *where_nbdkit, self.cfg["nbdkit_plugin"], "1G"]
         if self.name == "qemu-nbd":
             self.image = os.path.join(self.cfg["tmpfs"], f"nbdd-bench-{os.getpid()}-{self.transport}.img")
             with open(self.image, "wb") as f:
@@ -330,7 +335,15 @@ def main():
             sys.exit(f"bench: unknown server {s}; known: {', '.join(KNOWN_SERVERS)}")
     if "nbdd-b" in servers and not os.environ.get("NBDD_B"):
         sys.exit("bench: server nbdd-b needs NBDD_B=/path/to/nbdd")
+    plugin = os.environ.get("BENCH_PLUGIN", "")
+    if not plugin and "nbdd-hosted" in servers:
+        plugindir = subprocess.run(["pkg-config", "--variable=plugindir", "nbdkit"], stdout=subprocess.PIPE,
+                                   text=True, check=True).stdout.strip()
+        plugin = os.path.join(plugindir, "nbdkit-memory-plugin.so")
     cfg = dict(
+        plugin=plugin,
+        # with nbdd-hosted (or BENCH_PLUGIN), nbdkit serves the very same .so, by path
+        nbdkit_plugin=plugin or "memory",
         nbdd=os.environ.get("NBDD", "nbdd"),
         nbdd_args=os.environ.get("NBDD_ARGS", "").split(),
         nbdd_b=os.environ.get("NBDD_B", ""),
@@ -390,20 +403,25 @@ def main():
                        "raw": {"|".join(k): v for k, v in results.items()},
                        "median": {"|".join(k): v for k, v in med.items()}}, f, indent=1)
 
+    # the server every other one is compared with: nbdd-hosted if measured (issue 23's rows),
+    # else nbdd, else the first listed
+    base_name = next((n for n in ("nbdd-hosted", "nbdd") if n in servers), servers[0])
+    if cfg["plugin"]:
+        print(f"nbdd-hosted and nbdkit serve {cfg['plugin']} 1G.")
     print(f"Medians of {runs} run(s) x {seconds} s (ramp {ramp} s). "
-          "Ratios are nbdd / peer: >1 is better for IOPS and MiB/s, <1 is better for latency and CPU.")
+          f"Ratios are {base_name} / peer: >1 is better for IOPS and MiB/s, <1 is better for latency and CPU.")
     print()
     print("| workload | transport | server | IOPS | MiB/s | mean lat us | p99 lat us | server CPU s/GiB "
-          "| nbdd/peer IOPS | nbdd/peer p99 | nbdd/peer CPU/GiB | server ctx sw/IO |")
+          f"| {base_name}/peer IOPS | {base_name}/peer p99 | {base_name}/peer CPU/GiB | server ctx sw/IO |")
     print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for w in workloads:
         for t in transports:
-            base = med.get((w, t, "nbdd"))
+            base = med.get((w, t, base_name))
             for name in servers:
                 m = med.get((w, t, name))
                 if m is None:
                     continue
-                if base is not None and name != "nbdd":
+                if base is not None and name != base_name:
                     ratio = (f"{base['iops'] / m['iops']:.2f}x", f"{base['lat_p99_us'] / m['lat_p99_us']:.2f}x",
                              f"{base['cpu_per_gib'] / m['cpu_per_gib']:.2f}x" if m["cpu_per_gib"] > 0 else "-")
                 else:
@@ -451,6 +469,20 @@ def main():
             print(f"- {'PASS' if ok else 'FAIL'} {text}: {got:.2f}x (per round: {paired})")
         fails = sum(1 for _, got, need, _ in checks if got < need)
         print(f"\n{len(checks) - fails}/{len(checks)} targets met.")
+
+    # target of issue 23: hosting nbdkit's plugin is at least as fast as nbdkit on the same .so
+    if "nbdd-hosted" in servers and "nbdkit" in servers:
+        print()
+        print("Target (issue 23): nbdd hosting the plugin >= nbdkit on the same .so:")
+        for t in transports:
+            for w in workloads:
+                h, nk = med.get((w, t, "nbdd-hosted")), med.get((w, t, "nbdkit"))
+                if not h or not nk:
+                    continue
+                metric = "mibs" if w.startswith("1m") else "iops"
+                got = h[metric] / nk[metric]
+                cpu = f", CPU/GiB {h['cpu_per_gib'] / nk['cpu_per_gib']:.2f}x" if nk["cpu_per_gib"] > 0 else ""
+                print(f"- {'PASS' if got >= 1.0 else 'FAIL'} {w} {t}: {metric} {got:.2f}x{cpu}")
 
 
 if __name__ == "__main__":

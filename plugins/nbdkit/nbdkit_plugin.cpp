@@ -5,11 +5,13 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "plugins/nbdkit/abi_lists.hpp"
 #include "plugins/nbdkit/abi_state.hpp"
 #include "plugins/nbdkit/connection_table.hpp"
+#include "plugins/nbdkit/nbdkit_plugin_adaptor.hpp"
 
 namespace nbdd::plugin::nbdkit_abi {
 
@@ -46,8 +48,33 @@ void clear_set_error() { thread_set_error() = 0; }
 
 }  // namespace
 
+namespace {
+// nbdkit 1.32's plugins whose data callbacks only touch memory (no I/O, no sleeps, no
+// subprocesses after configuration), when the .so is the one in nbdkit's plugin directory.
+bool is_nbdkit_in_memory_plugin(const std::string& path, const char* name) {
+  static constexpr std::string_view in_memory[] = {"memory", "data", "null", "zero", "pattern",
+                                                    "full", "random", "sparse-random"};
+  if (name == nullptr) return false;
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real == nullptr) return false;
+  const std::string expected = std::string(nbdkit_plugin_dir()) + "/nbdkit-" + name + "-plugin.so";
+  char* real_expected = ::realpath(expected.c_str(), nullptr);
+  const bool same = real_expected != nullptr && std::strcmp(real, real_expected) == 0;
+  std::free(real);
+  std::free(real_expected);
+  if (!same) return false;
+  for (std::string_view n : in_memory)
+    if (n == name) return true;
+  return false;
+}
+}  // namespace
+
 NbdkitPlugin::NbdkitPlugin(void* dl, std::string path, const nbdkit_plugin& fields)
-    : dl_(dl), path_(std::move(path)), p_(fields), thread_model_(thread_model_of(fields._thread_model)) {}
+    : dl_(dl),
+      path_(std::move(path)),
+      p_(fields),
+      thread_model_(thread_model_of(fields._thread_model)),
+      in_memory_(is_nbdkit_in_memory_plugin(path_, fields.name)) {}
 
 NbdkitPlugin::~NbdkitPlugin() {
   if (loaded_for_dump_ && !unloaded_ && p_.unload) p_.unload();

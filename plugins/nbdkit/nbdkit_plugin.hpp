@@ -35,6 +35,11 @@ class NbdkitPlugin final : public Plugin {
   std::string config_help() const override { return p_.config_help ? p_.config_help : ""; }
   std::vector<std::pair<std::string, std::string>> dump_fields() const override;
   ThreadModel thread_model() const override { return thread_model_; }
+  // nbdkit's own in-memory plugins (memory, data, null, ...: their data callbacks never
+  // block), loaded from nbdkit's plugin directory and parallel: nbdd may call their data
+  // callbacks on its I/O threads, as it does its built-in memory plugin. Any other plugin
+  // may block, so its calls go to nbdd's workers (as nbdkit runs every plugin on its threads).
+  bool nonblocking() const override { return in_memory_ && thread_model_ == ThreadModel::parallel; }
 
   int load(Host& host) override;
   int config(std::string_view key, std::string_view value) override;
@@ -91,6 +96,7 @@ class NbdkitPlugin final : public Plugin {
   nbdkit_plugin p_;
   std::deque<std::string> config_strings_;  // every key and value passed to config()
   ThreadModel thread_model_;
+  bool in_memory_ = false;  // one of nbdkit's in-memory plugins, from its plugin directory
   bool loaded_ = false;     // plugin load() called, unload() owed
   bool unloaded_ = false;
   bool ready_ = false;      // get_ready() succeeded: cleanup() owed before unload

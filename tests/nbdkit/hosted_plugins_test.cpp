@@ -234,3 +234,23 @@ TEST(HostedNbdkitPlugins, NotAPluginIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+// nbdkit's in-memory plugins, from its plugin directory, may run on nbdd's I/O threads (as
+// its built-in memory plugin does); anything that may block runs on workers.
+TEST(HostedNbdkitPlugins, OnlyNbdkitsInMemoryPluginsAreNonblocking) {
+  for (const char* name : {"memory", "data", "null", "pattern", "zero", "full", "random", "sparse-random"}) {
+    std::string error;
+    auto plugin = abi::load_nbdkit_plugin(plugin_path(name), error);
+    ASSERT_TRUE(plugin) << error;
+    EXPECT_TRUE(plugin->nonblocking()) << name;
+  }
+  for (const std::string& path : {plugin_path("file"), plugin_path("sh"), plugin_path("eval"),
+                                 std::string(NBDD_NBDKIT_PROBE_PLUGIN)}) {
+    std::string error;
+    auto plugin = abi::load_nbdkit_plugin(path, error);
+    ASSERT_TRUE(plugin) << error;
+    EXPECT_FALSE(plugin->nonblocking()) << path;
+  }
+}
+}  // namespace

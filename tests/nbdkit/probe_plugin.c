@@ -4,6 +4,8 @@
  *   sector 1: nbdkit_disconnect(0)   sector 2: nbdkit_disconnect(1)
  *   sector 3: nbdkit_shutdown()      sector 4: nbdkit_nanosleep(30, 0), failing ESHUTDOWN
  *   sector 5: fails with nbdkit_set_error(ENOSPC)
+ *   sector 6: sleeps 1 s with nanosleep(2) (not nbdkit_nanosleep: nothing wakes it early),
+ *             then succeeds: a request still in flight when another one disconnects
  * Every lifecycle callback appends a line to log=FILE (load, config_complete, get_ready,
  * after_fork, preconnect, open NAME, close NAME, cleanup, unload), so a test can count them.
  */
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
@@ -141,6 +144,12 @@ probe_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t 
     nbdkit_error ("sector 5 always fails");
     nbdkit_set_error (ENOSPC);
     return -1;
+  case 6: {
+    struct timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
+    while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+      ;
+    break;
+  }
   }
   for (i = 0; i < count; ++i)
     ((unsigned char *) buf)[i] = (unsigned char) ((offset + i) & 0xff);
