@@ -64,11 +64,15 @@ std::string PluginHost::start(const std::vector<std::string>& args) {
   detail::thread_error().clear();
   if (int r = detail::sanitize_errno(plugin_->load(*this)); r != 0) return failure(*plugin_, "load", r);
   loaded_ = true;
-  for (const std::string& arg : args) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
     std::string_view key, value;
     if (!split_key_value(arg, key, value)) {
       key = plugin_->magic_config_key();
       value = arg;
+      // nbdkit's rule for plugins without a magic key (the language plugins: `nbdkit perl
+      // x.pl`): the first bare argument is script=, any later one is an error.
+      if (key.empty() && i == 0) key = "script";
       if (key.empty())
         return std::string(plugin_->name()) + ": argument '" + arg +
                "' must be KEY=VALUE (this plugin has no default key)";

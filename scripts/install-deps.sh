@@ -7,7 +7,7 @@ packages=(
   libboost-dev libgtest-dev libgmock-dev librapidcheck-dev
   libnbd-dev libnbd-bin python3-libnbd
   clang-14 libclang-rt-14-dev llvm-14
-  qemu-utils fio nbdkit nbdkit-plugin-dev nbdkit-plugin-python procps iproute2
+  qemu-utils fio nbdkit nbdkit-plugin-dev nbdkit-plugin-python nbdkit-plugin-perl nbdkit-plugin-lua procps iproute2
   scdoc man-db dpkg-dev lintian systemd  # man pages, the Debian package and its checks
 )
 missing=()

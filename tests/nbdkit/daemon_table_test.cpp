@@ -141,6 +141,15 @@ void prepare(const TempDir& dir) {
                           "  *) exit 2 ;;\n"
                           "esac\n",
                           true);
+  // The language plugins' scripts (perl, lua): 64 KiB of one letter, read-only.
+  nbdd::itest::write_file(dir.file("script.pl"),
+                          "sub open { return 1; }\n"
+                          "sub get_size { return 65536; }\n"
+                          "sub pread { my ($h, $count, $offset, $flags) = @_; return 'p' x $count; }\n");
+  nbdd::itest::write_file(dir.file("script.lua"),
+                          "function open(readonly) return 1 end\n"
+                          "function get_size(h) return 65536 end\n"
+                          "function pread(h, count, offset, flags) return string.rep('l', count) end\n");
 }
 
 Outcome run_case(const Case& c) {
@@ -196,6 +205,9 @@ std::vector<Case> table() {
       {"eval", {}, "eval", {eval_size, eval_read}, 65536},
       {"sh", {}, nbdkit_so("sh"), {"{dir}/script.sh"}, 65536},
       {"split", {}, "split", {"{dir}/{server}.img", "{dir}/{server}2.img"}, 2 << 20},
+      // language plugins, as their users type them: the script is the first bare argument
+      {"perl", {}, "perl", {"{dir}/script.pl"}, 65536},
+      {"lua", {}, "lua", {"{dir}/script.lua"}, 65536},
       // filters
       over_data("cow", {"cow"}, {}, 1 << 20),
       over_data("cache", {"cache"}, {"cache-min-block-size=4096"}, 1 << 20),
@@ -268,6 +280,10 @@ TEST(NbdkitDaemonTable, PluginsAndFiltersServedAsNbdkitServesThem) {
     if (c.name == "error-write") { EXPECT_EQ(o.nbdd.write_errno, ENOMEM); }
     if (c.name == "protect") { EXPECT_EQ(o.nbdd.write_errno, EPERM); }
     if (c.name == "eval" || c.name == "sh") { EXPECT_EQ(o.nbdd.bytes.size(), c.size); }
+    if (c.name == "perl" || c.name == "lua") {
+      EXPECT_EQ(o.nbdd.bytes.size(), c.size);
+      if (!o.nbdd.bytes.empty()) { EXPECT_EQ(o.nbdd.bytes[100], std::byte(c.name[0])); }
+    }
     if (c.name == "full") { EXPECT_EQ(o.nbdd.write_errno, ENOSPC); }
     if (c.name == "data-ro") { EXPECT_EQ(o.nbdd.write_errno, EPERM); }
     if (c.name == "log") {

@@ -46,10 +46,14 @@ TEST_F(HostTest, PathWithEqualsSignIsABareArgument) {
   EXPECT_EQ(rec->log().at(0), "config size=/tmp/a=b.img");
 }
 
-TEST_F(HostTest, BareArgumentWithoutMagicKeyIsAClearError) {
+// nbdkit's rule without a magic key (its language plugins: `nbdkit perl x.pl`): the first
+// bare argument is script=, a later one is a clear error.
+TEST_F(HostTest, BareArgumentWithoutMagicKeyIsScriptFirstThenAClearError) {
   rec->magic_key = "";
-  const std::string error = h->start({"1G"});
+  const std::string error = h->start({"x.pl", "a=1", "1G"});
+  EXPECT_EQ(rec->log().at(0), "config script=x.pl");
   EXPECT_NE(error.find("recording"), std::string::npos) << error;
+  EXPECT_NE(error.find("'1G'"), std::string::npos) << error;
   EXPECT_NE(error.find("KEY=VALUE"), std::string::npos) << error;
 }
 
