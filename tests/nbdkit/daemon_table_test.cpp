@@ -22,6 +22,20 @@
 #include "tests/integration/daemon_fixture.hpp"
 #include "tests/integration/nbd_handle.hpp"
 
+// Under ASan the perl case is left out: at the daemon's exit LeakSanitizer's tracer itself
+// crashes inside an nbdd that has the perl interpreter loaded ("Tracer caught signal 11",
+// also with nbdd serving the smallest perl script by hand), which says nothing of nbdd.
+#if defined(__SANITIZE_ADDRESS__)
+#define NBDD_TABLE_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NBDD_TABLE_UNDER_ASAN 1
+#endif
+#endif
+#ifndef NBDD_TABLE_UNDER_ASAN
+#define NBDD_TABLE_UNDER_ASAN 0
+#endif
+
 namespace {
 
 using nbdd::itest::Daemon;
@@ -206,7 +220,9 @@ std::vector<Case> table() {
       {"sh", {}, nbdkit_so("sh"), {"{dir}/script.sh"}, 65536},
       {"split", {}, "split", {"{dir}/{server}.img", "{dir}/{server}2.img"}, 2 << 20},
       // language plugins, as their users type them: the script is the first bare argument
+#if !NBDD_TABLE_UNDER_ASAN
       {"perl", {}, "perl", {"{dir}/script.pl"}, 65536},
+#endif
       {"lua", {}, "lua", {"{dir}/script.lua"}, 65536},
       // filters
       over_data("cow", {"cow"}, {}, 1 << 20),
