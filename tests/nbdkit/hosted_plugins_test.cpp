@@ -2,10 +2,8 @@
 // them), compared with what nbdkit 1.32 itself serves for the same arguments (libnbd
 // talking to `nbdkit -s`): same size, same bytes, same capabilities.
 #include <gtest/gtest.h>
-#include <libnbd.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,122 +11,20 @@
 #include <vector>
 
 #include "plugins/nbdkit/nbdkit_plugin_adaptor.hpp"
+#include "tests/nbdkit/served_compare.hpp"
 #include "tests/plugins/host_harness.hpp"
 
 namespace {
 
 namespace abi = nbdd::plugin::nbdkit_abi;
 
-std::string plugin_path(const std::string& name) {
-  return std::string(NBDD_NBDKIT_PLUGINDIR) + "/nbdkit-" + name + "-plugin.so";
-}
+std::string plugin_path(const std::string& name) { return nbdd::test::nbdkit_plugin_path(name); }
 
-struct Served {
-  std::uint64_t size = 0;
-  std::vector<std::byte> bytes;
-  bool can_write = false, can_flush = false, can_trim = false, can_zero = false, can_fast_zero = false,
-       can_fua = false, can_multi_conn = false, can_cache = false, is_rotational = false;
-};
-
-// What nbdkit serves: `nbdkit -s NAME ARGS...` through libnbd.
-Served served_by_nbdkit(const std::string& name, const std::vector<std::string>& args) {
-  Served s;
-  nbd_handle* nbd = nbd_create();
-  EXPECT_NE(nbd, nullptr);
-  std::vector<std::string> argv_strings = {"nbdkit", "-s", "--exit-with-parent", name};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  if (nbd_connect_command(nbd, argv.data()) == -1) {
-    ADD_FAILURE() << "nbdkit " << name << ": " << nbd_get_error();
-    nbd_close(nbd);
-    return s;
-  }
-  s.size = static_cast<std::uint64_t>(nbd_get_size(nbd));
-  s.can_write = nbd_is_read_only(nbd) == 0;
-  s.can_flush = nbd_can_flush(nbd) == 1;
-  s.can_trim = nbd_can_trim(nbd) == 1;
-  s.can_zero = nbd_can_zero(nbd) == 1;
-  s.can_fast_zero = nbd_can_fast_zero(nbd) == 1;
-  s.can_fua = nbd_can_fua(nbd) == 1;
-  s.can_multi_conn = nbd_can_multi_conn(nbd) == 1;
-  s.can_cache = nbd_can_cache(nbd) == 1;
-  s.is_rotational = nbd_is_rotational(nbd) == 1;
-  s.bytes.resize(s.size);
-  for (std::uint64_t off = 0; off < s.size;) {
-    const std::uint64_t n = std::min<std::uint64_t>(s.size - off, 1 << 20);
-    if (nbd_pread(nbd, s.bytes.data() + off, n, off, 0) == -1) {
-      ADD_FAILURE() << "nbdkit pread: " << nbd_get_error();
-      break;
-    }
-    off += n;
-  }
-  nbd_shutdown(nbd, 0);
-  nbd_close(nbd);
-  return s;
-}
-
-// What nbdd's host serves from the same .so through the adaptor.
-Served served_by_adaptor(const std::string& name, const std::vector<std::string>& args) {
-  Served s;
-  std::string error;
-  auto plugin = abi::load_nbdkit_plugin(plugin_path(name), error);
-  if (!plugin) {
-    ADD_FAILURE() << error;
-    return s;
-  }
-  nbdd::test::HostHarness harness(std::move(plugin));
-  if (auto e = harness.start(args); !e.empty()) {
-    ADD_FAILURE() << "start: " << e;
-    return s;
-  }
-  nbdd::test::ConnectionPluginState c;
-  c.id = 1;
-  EXPECT_EQ(harness.preconnect(c), 0);
-  nbdd::core::ExportInfo info;
-  if (int r = harness.open(c, false, "", &info); r != 0) {
-    ADD_FAILURE() << "open: " << r << " " << nbdd::plugin::PluginHost::last_error();
-    return s;
-  }
-  s.size = info.size_bytes;
-  s.can_write = info.caps.can_write;
-  s.can_flush = info.caps.can_flush;
-  s.can_trim = info.caps.can_trim;
-  s.can_zero = info.caps.can_zero;
-  s.can_fast_zero = info.caps.can_fast_zero;
-  s.can_fua = info.caps.can_fua;
-  s.can_multi_conn = info.caps.can_multi_conn;
-  s.can_cache = info.caps.can_cache;
-  s.is_rotational = info.caps.is_rotational;
-  s.bytes.resize(s.size);
-  for (std::uint64_t off = 0; off < s.size;) {
-    const std::uint64_t n = std::min<std::uint64_t>(s.size - off, 1 << 20);
-    if (int r = harness.pread(c, std::span(s.bytes.data() + off, n), off); r != 0) {
-      ADD_FAILURE() << "pread: " << r;
-      break;
-    }
-    off += n;
-  }
-  EXPECT_EQ(harness.close(c), 0);
-  return s;
-}
-
+// The same command line under nbdkit and hosted by nbdd: size, bytes, flags, block sizes
+// and extents (tests/nbdkit/served_compare.hpp).
 void expect_same_as_nbdkit(const std::string& name, const std::vector<std::string>& args) {
   SCOPED_TRACE(name);
-  const Served expected = served_by_nbdkit(name, args);
-  const Served actual = served_by_adaptor(name, args);
-  EXPECT_EQ(actual.size, expected.size);
-  EXPECT_TRUE(actual.bytes == expected.bytes) << "bytes differ";
-  EXPECT_EQ(actual.can_write, expected.can_write);
-  EXPECT_EQ(actual.can_flush, expected.can_flush);
-  EXPECT_EQ(actual.can_trim, expected.can_trim);
-  EXPECT_EQ(actual.can_zero, expected.can_zero);
-  EXPECT_EQ(actual.can_fast_zero, expected.can_fast_zero);
-  EXPECT_EQ(actual.can_fua, expected.can_fua);
-  EXPECT_EQ(actual.can_multi_conn, expected.can_multi_conn);
-  EXPECT_EQ(actual.can_cache, expected.can_cache);
-  EXPECT_EQ(actual.is_rotational, expected.is_rotational);
+  nbdd::test::expect_same_as_nbdkit(nbdd::test::CommandLine{{}, name, args});
 }
 
 TEST(HostedNbdkitPlugins, Data) { expect_same_as_nbdkit("data", {"data=1 2 3 @512 0x41*100 @8192 \"hello\"", "size=64K"}); }
