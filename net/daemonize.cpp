@@ -47,6 +47,15 @@ void daemon_ready(int& ready_fd) {
   ready_fd = -1;
 }
 
+std::string check_pidfile_writable(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (!f) return "pidfile " + tmp + ": " + std::strerror(errno);
+  std::fclose(f);
+  std::remove(tmp.c_str());
+  return {};
+}
+
 std::string write_pidfile(const std::string& path) {
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "w");

@@ -13,6 +13,8 @@ namespace nbdd::net {
 std::string daemonize(boost::asio::io_context& ioc, int& ready_fd);
 void daemon_ready(int& ready_fd);
 // Writes "PID\n" atomically (temp file + rename). Returns an error message or "".
+// Before forking: whether the pid file can be written at all (a write probe, removed again).
+std::string check_pidfile_writable(const std::string& path);
 std::string write_pidfile(const std::string& path);
 // SIGTERM when the parent exits (prctl PR_SET_PDEATHSIG), as nbdkit does.
 std::string exit_with_parent();

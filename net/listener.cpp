@@ -78,6 +78,19 @@ void Listener::on_accept(const boost::system::error_code& ec, GenericSocket sock
 
 namespace {
 
+// Whether something accepts connections on the Unix socket at `path` (a blocking connect:
+// on a local socket it answers at once, or fails with ECONNREFUSED when no one listens).
+bool unix_socket_answers(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  const bool answers = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return answers;
+}
+
 std::string bind_listen(Acceptor& acceptor, const generic_protocol::endpoint& ep, bool v6_only) {
   boost::system::error_code ec;
   acceptor.open(ep.protocol(), ec);
@@ -127,7 +140,12 @@ std::string listen_unix(const Strand& strand, const std::string& path,
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return "unix socket " + path + ": path too long (max " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")";
   struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());  // stale socket
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    // A server still answering there keeps its socket (nbdkit refuses too); only a stale
+    // one, left by a server that is gone, is replaced.
+    if (unix_socket_answers(path)) return "unix socket " + path + ": Address already in use (a server is listening there)";
+    ::unlink(path.c_str());
+  }
   Acceptor acceptor(strand);
   const generic_protocol::endpoint ep{asio::local::stream_protocol::endpoint(path)};
   if (auto err = bind_listen(acceptor, ep, false); !err.empty()) return "unix socket " + path + ": " + err;
@@ -135,11 +153,15 @@ std::string listen_unix(const Strand& strand, const std::string& path,
   return {};
 }
 
-bool listen_systemd(const Strand& strand, Listeners& out, std::string& error) {
+bool socket_activated() {
   const char* pid = std::getenv("LISTEN_PID");
   const char* fds = std::getenv("LISTEN_FDS");
-  if (!pid || !fds) return false;
-  if (std::strtol(pid, nullptr, 10) != static_cast<long>(::getpid())) return false;
+  return pid && fds && std::strtol(pid, nullptr, 10) == static_cast<long>(::getpid());
+}
+
+bool listen_systemd(const Strand& strand, Listeners& out, std::string& error) {
+  if (!socket_activated()) return false;
+  const char* fds = std::getenv("LISTEN_FDS");
   const long n = std::strtol(fds, nullptr, 10);
   ::unsetenv("LISTEN_PID");  // not for children (--run, sh plugin scripts)
   ::unsetenv("LISTEN_FDS");

@@ -59,5 +59,8 @@ std::string listen_unix(const Strand& strand, const std::string& path,
 // systemd socket activation: LISTEN_PID == getpid() and LISTEN_FDS=N (fds 3..3+N-1).
 // Returns true when activation was present (then `error` tells whether it worked).
 bool listen_systemd(const Strand& strand, Listeners& out, std::string& error);
+// Whether this process was started by socket activation (LISTEN_PID is ours, LISTEN_FDS set),
+// without taking the sockets: nbdd then never forks, and refuses -s (as nbdkit).
+bool socket_activated();
 
 }  // namespace nbdd::net

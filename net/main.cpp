@@ -13,6 +13,7 @@
 
 #include "net/captive.hpp"
 #include "net/daemonize.hpp"
+#include "net/listener.hpp"
 #include "net/log.hpp"
 #include "net/options.hpp"
 #include "net/server.hpp"
@@ -68,8 +69,21 @@ std::string listen_all(const net::Options& o, net::Server& server, TempDir& tmp,
   return {};
 }
 
+// A path the user gave, made absolute now: a background nbdd changes to / before using it.
+std::string absolute_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char* cwd = ::getcwd(nullptr, 0);
+  if (cwd == nullptr) return path;
+  std::string out = std::string(cwd) + "/" + path;
+  std::free(cwd);
+  return out;
+}
+
 int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr) {
-  const bool foreground = o.foreground || o.single || o.run || o.exit_with_parent;
+  // Under socket activation nbdd never forks, as nbdkit: the activator (systemd, libnbd's
+  // `nbdinfo -- [ nbdd ... ]`) waits for this very process.
+  const bool foreground = o.foreground || o.single || o.run || o.exit_with_parent || net::socket_activated();
+  const std::string pidfile = o.pidfile ? absolute_path(*o.pidfile) : std::string();
   const bool to_syslog = o.log == net::LogDestination::syslog_log ||
                          (o.log == net::LogDestination::automatic && !foreground);
   net::log::configure(to_syslog ? net::log::Sink::syslog_sink : net::log::Sink::stderr_sink, o.verbose);
@@ -93,6 +107,9 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   if (auto e = listen_all(o, server, tmp, unix_path); !e.empty()) return fail(e);
   if (o.exit_with_parent)
     if (auto e = net::exit_with_parent(); !e.empty()) return fail(e);
+  // Whatever can fail is checked before the fork, where the user still sees the message.
+  if (o.pidfile && !foreground)
+    if (auto e = net::check_pidfile_writable(pidfile); !e.empty()) return fail(e);
   int ready_fd = -1;
   if (!foreground)
     if (auto e = net::daemonize(server.io_context(), ready_fd); !e.empty()) return fail(e);
@@ -102,7 +119,7 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
     if (plugin::nbdkit_abi::after_fork(e) != 0) return fail("plugin after_fork: " + e);
   }
   if (o.pidfile)
-    if (auto e = net::write_pidfile(*o.pidfile); !e.empty()) return fail(e);
+    if (auto e = net::write_pidfile(pidfile); !e.empty()) return fail(e);
   net::daemon_ready(ready_fd);  // the background parent exits 0 now
   if (o.run) {
     net::CaptiveEndpoint ep;
@@ -137,6 +154,8 @@ int main(int argc, char** argv) {
     std::fputs(net::usage_text().c_str(), stdout);
     return 0;
   }
+  if (o.single && net::socket_activated())
+    return fail("-s cannot be used with socket activation (LISTEN_FDS): the NBD connection is on a listening socket, not on stdin");
   std::string error;
   auto plugin = plugin::load_plugin(o.plugin, error);
   if (!plugin) return fail(error.empty() ? "cannot load plugin '" + o.plugin + "'" : error);

@@ -66,7 +66,12 @@ int FilePlugin::fail(Handle& h, const char* what, int err) { return fail(as_file
 
 int FilePlugin::config(std::string_view key, std::string_view value) {
   if (key == "file") {
-    path_ = std::string(value);
+    // Absolute now (nbdkit's file plugin does the same with nbdkit_realpath): a background
+    // nbdd changes to / before the first client opens the file.
+    char* real = ::realpath(std::string(value).c_str(), nullptr);
+    if (real == nullptr) return fail(std::string(value), "realpath", errno);
+    path_ = real;
+    std::free(real);
     return 0;
   }
   if (key == "dir" || key == "directory") {

@@ -164,6 +164,60 @@ TEST(Cli, BackgroundModeWithPidFile) {
   if (!status) ::kill(pid, SIGKILL);
 }
 
+// nbdkit makes every path the user gave absolute before it forks: a relative file= and a
+// relative -P work in background mode (nbdd changes to / after the fork).
+TEST(Cli, RelativePathsWorkInBackgroundMode) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  TempDir dir;
+  write_file(dir.file("disk.img"), std::string(1 << 20, 'r'));
+  const std::string sock = dir.file("rel.sock");
+  auto r = run_shell("cd '" + dir.path + "' && " + nbdd() + " -P rel.pid -U " + sock + " file disk.img", 60);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int pid = std::atoi(read_file(dir.file("rel.pid")).c_str());
+  ASSERT_GT(pid, 1) << "the pid file is in the directory nbdd was started from";
+  r = run_shell("nbdsh -u 'nbd+unix:///?socket=" + sock + "' -c 'print(h.get_size()); print(h.pread(4, 0))'");
+  EXPECT_EQ(r.output, "1048576\nbytearray(b'rrrr')\n") << r.output;
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_child(pid, 20s), 0);
+}
+
+TEST(Cli, PidFileThatCannotBeWrittenFailsBeforeTheFork) {
+  TempDir dir;
+  const auto r = run_shell(nbdd() + " -P /nonexistent-dir/x.pid -U " + dir.file("s.sock") + " memory 1M", 30);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("pidfile"), std::string::npos) << r.output;
+}
+
+// -U on the socket of a server that still answers is refused; the first server keeps it.
+TEST(Cli, UnixSocketOfALiveServerIsNotTakenOver) {
+  TempDir dir;
+  auto first = Daemon::start_unix(dir, {"memory", "1M"});
+  ASSERT_TRUE(first);
+  const auto r = run_shell(nbdd() + " -f -U " + first->socket() + " memory 2M", 30);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("Address already in use"), std::string::npos) << r.output;
+  const auto size = run_shell("nbdinfo --size '" + first->uri() + "'");
+  EXPECT_EQ(size.output, "1048576\n") << "the first server still serves its socket";
+}
+
+// Socket activation without -f: nbdd does not fork (the activator waits for this process), so
+// `nbdinfo -- [ nbdd ... ]` leaves no daemon behind; and -s is refused there, with a message.
+TEST(Cli, SocketActivationNeverForksAndRefusesSingle) {
+  const auto r = run_shell("nbdinfo --size -- [ " + nbdd() + " memory 1234567 ]");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "1234567\n");
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = run_shell("pgrep -f 'memory 123456[7]' > /dev/null").status != 0;  // [7]: not this shell
+    if (!gone) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(gone) << "an nbdd was left behind";
+  const auto s = run_shell("sh -c 'LISTEN_PID=$$ LISTEN_FDS=1 exec " + std::string(nbdd_binary()) +
+                           " -s memory 1M' < /dev/null", 30);
+  EXPECT_EQ(s.status, 1) << s.output;
+  EXPECT_NE(s.output.find("socket activation"), std::string::npos) << s.output;
+}
+
 TEST(Cli, ExitWithParent) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   TempDir dir;
