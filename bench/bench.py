@@ -319,17 +319,10 @@ def fmt_num(x):
     return f"{x:.2f}"
 
 
-def main():
-    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-    runs = env_int("BENCH_RUNS", 1 if quick else 3)
-    seconds = env_int("BENCH_SECONDS", 2 if quick else 10)
-    ramp = env_int("BENCH_RAMP", 0 if quick else 1)
-    servers = env_list("BENCH_SERVERS", SERVERS)
-    transports = env_list("BENCH_TRANSPORTS", TRANSPORTS)
-    workloads = env_list("BENCH_WORKLOADS", WORKLOADS.keys())
-    for w in workloads:
-        if w not in WORKLOADS:
-            sys.exit(f"bench: unknown workload {w}; known: {', '.join(WORKLOADS)}")
+
+def server_config(servers):
+    """Checks the BENCH_SERVERS names and returns what Server needs to start each of them
+    (shared by the table and by cps.py)."""
     for s in servers:
         if s not in KNOWN_SERVERS:
             sys.exit(f"bench: unknown server {s}; known: {', '.join(KNOWN_SERVERS)}")
@@ -340,7 +333,7 @@ def main():
         plugindir = subprocess.run(["pkg-config", "--variable=plugindir", "nbdkit"], stdout=subprocess.PIPE,
                                    text=True, check=True).stdout.strip()
         plugin = os.path.join(plugindir, "nbdkit-memory-plugin.so")
-    cfg = dict(
+    return dict(
         plugin=plugin,
         # with nbdd-hosted (or BENCH_PLUGIN), nbdkit serves the very same .so, by path
         nbdkit_plugin=plugin or "memory",
@@ -352,6 +345,19 @@ def main():
         qemu_args=os.environ.get("QEMU_NBD_ARGS", "").split(),
         tmpfs=os.environ.get("BENCH_TMPFS", "/dev/shm"),
     )
+
+def main():
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    runs = env_int("BENCH_RUNS", 1 if quick else 3)
+    seconds = env_int("BENCH_SECONDS", 2 if quick else 10)
+    ramp = env_int("BENCH_RAMP", 0 if quick else 1)
+    servers = env_list("BENCH_SERVERS", SERVERS)
+    transports = env_list("BENCH_TRANSPORTS", TRANSPORTS)
+    workloads = env_list("BENCH_WORKLOADS", WORKLOADS.keys())
+    for w in workloads:
+        if w not in WORKLOADS:
+            sys.exit(f"bench: unknown workload {w}; known: {', '.join(WORKLOADS)}")
+    cfg = server_config(servers)
     out_json = os.environ.get("BENCH_JSON", "")
     log(f"bench: runs={runs} seconds={seconds} ramp={ramp} servers={','.join(servers)} "
         f"transports={','.join(transports)} workloads={len(workloads)}")

@@ -40,20 +40,7 @@ def main():
     clients_list = [int(c) for c in bench.env_list("BENCH_CPS_CLIENTS", ["1", "4"])]
     servers = bench.env_list("BENCH_SERVERS", ["nbdd", "nbdkit"])
     cps = os.environ["CPS"]
-    for s in servers:
-        if s not in bench.KNOWN_SERVERS:
-            sys.exit(f"bench: unknown server {s}; known: {', '.join(bench.KNOWN_SERVERS)}")
-    if "nbdd-b" in servers and not os.environ.get("NBDD_B"):
-        sys.exit("bench: server nbdd-b needs NBDD_B=/path/to/nbdd")
-    cfg = dict(
-        nbdd=os.environ.get("NBDD", "nbdd"),
-        nbdd_args=os.environ.get("NBDD_ARGS", "").split(),
-        nbdd_b=os.environ.get("NBDD_B", ""),
-        nbdd_b_args=os.environ.get("NBDD_B_ARGS", "").split(),
-        nbdkit_args=os.environ.get("NBDKIT_ARGS", "").split(),
-        qemu_args=os.environ.get("QEMU_NBD_ARGS", "").split(),
-        tmpfs=os.environ.get("BENCH_TMPFS", "/dev/shm"),
-    )
+    cfg = bench.server_config(servers)
     bench.log(f"bench: cps runs={runs} seconds={seconds} clients={clients_list} servers={','.join(servers)}")
     workdir = tempfile.mkdtemp(prefix="nbdd-cps-")
     live = {}
