@@ -170,7 +170,7 @@ class Connection::Impl {
   bool may_start(const QueuedCall& call);
   void emit_call(const QueuedCall& call);
   static CallKind data_call_kind(const ParsedRequest& req);
-  PluginCall data_call(std::uint32_t slot_index);
+  PluginCall data_call(CallKind kind, std::uint32_t slot_index);
   void release_gate_if_idle();
   void drop_unstarted_work();
   bool gate_required() const;

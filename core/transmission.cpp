@@ -321,7 +321,7 @@ void Connection::Impl::emit_call(const QueuedCall& call) {
   Slot& s = slots_[call.slot];
   slot_state(s, SlotState::running);
   ++running_data_calls_;
-  emit(action::CallPlugin{SlotId{call.slot}, data_call(call.slot)});
+  emit(action::CallPlugin{SlotId{call.slot}, data_call(call.kind, call.slot)});
 }
 
 CallKind Connection::Impl::data_call_kind(const ParsedRequest& r) {
@@ -339,11 +339,12 @@ CallKind Connection::Impl::data_call_kind(const ParsedRequest& r) {
   return CallKind::pread;
 }
 
-PluginCall Connection::Impl::data_call(std::uint32_t slot_index) {
+// `kind` is data_call_kind(s.req), chosen once when the request was queued.
+PluginCall Connection::Impl::data_call(CallKind kind, std::uint32_t slot_index) {
   Slot& s = slots_[slot_index];
   const ParsedRequest& r = s.req;
   PluginCall pc;
-  pc.kind = data_call_kind(r);
+  pc.kind = kind;
   pc.offset = r.offset;
   pc.count = r.length;
   const std::uint32_t fua = (r.flags & nbd::cmd_flag_fua) ? call_flag::fua : 0;
