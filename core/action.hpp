@@ -32,12 +32,18 @@ struct CallPlugin {
 struct Close {
   CloseMode mode;
 };
+// NBD_OPT_STARTTLS was acknowledged: once every Send before this one is written (the ACK is
+// the last), run the server side of a TLS handshake on the transport, then feed
+// input::TlsDone. The core reads nothing until then (wants_read() is false).
+struct StartTls {
+  std::span<const std::byte> early;  // core-owned, valid until TlsDone; usually empty
+};
 // Nothing of this connection is running or will run: the driver may destroy it.
 // Emitted once, last; the plugin's close (if open succeeded) has returned before it.
 struct Finished {};
 }  // namespace action
 
-using Action = std::variant<action::Send, action::CallPlugin, action::Close, action::Finished>;
+using Action = std::variant<action::Send, action::CallPlugin, action::Close, action::StartTls, action::Finished>;
 
 std::string describe(const Action& act);
 const char* to_string(CloseMode mode);

@@ -61,6 +61,13 @@ void Connection::Impl::dispatch(const Input& input) {
                  },
                  [&](const input::PluginDone& in) { on_plugin_done(in.slot, in.err); },
                  [&](const input::ShutdownRequested&) { begin_draining(); },
+                 [&](const input::ShutdownForced&) {
+                   // Any phase, handshake included: nothing more is sent, running calls
+                   // are still reported, an open handle is still closed.
+                   begin_draining();
+                   abort(EndReason::shutdown_forced);
+                 },
+                 [&](const input::TlsDone& in) { on_tls_done(in.ok); },
                  [&](const input::DisconnectRequested& in) {
                    // Only meaningful from a connected callback (nbdkit_disconnect(3)).
                    if (!disconnect_effective()) {
@@ -103,6 +110,12 @@ void Connection::Impl::on_bytes(std::span<const std::byte> bytes) {
   }
   window_ = {};
   if (reader_ == Reader::stopped || bytes.empty()) return;  // late bytes after we stopped reading
+  if (reader_ == Reader::awaiting_tls) {
+    // The driver must not read while the TLS handshake runs (wants_read() is false): these
+    // bytes belong to TLS and cannot be interpreted here.
+    abort(EndReason::protocol_violation);
+    return;
+  }
   // A foreign buffer: copy once, payload bytes straight into their slot.
   if (reader_ == Reader::write_payload && staged() == 0) {
     Slot& s = slots_[receiving_slot_];
@@ -196,6 +209,9 @@ bool Connection::Impl::reader_step() {
       if (option_ == static_cast<std::uint32_t>(nbd::Opt::set_meta_context)) meta_selected_ = false;
       if (status_ == Status::draining)
         option_error(nbd::Rep::err_shutdown, "server is shutting down");
+      else if (tls_required_now() && option_ != static_cast<std::uint32_t>(nbd::Opt::starttls) &&
+               option_ != static_cast<std::uint32_t>(nbd::Opt::abort))
+        option_error(nbd::Rep::err_tls_reqd, "TLS is required");
       else
         option_error(nbd::Rep::err_too_big, "option data too long");
       return true;
@@ -220,6 +236,7 @@ bool Connection::Impl::reader_step() {
       return reader_ != Reader::payload_discard;
     }
     case Reader::awaiting_plugin:
+    case Reader::awaiting_tls:
     case Reader::stopped:
       return false;
   }
@@ -270,6 +287,7 @@ bool Connection::Impl::wants_read() const {
   switch (reader_) {
     case Reader::stopped:
     case Reader::awaiting_plugin:
+    case Reader::awaiting_tls:
       return false;
     case Reader::request_header:
       if (free_slots_.empty() || blocked_on_budget_) return false;  // back-pressure: in_flight_max

@@ -61,8 +61,19 @@ enum class EndReason : std::uint8_t {
   export_name_failed,  // NBD_OPT_EXPORT_NAME could not succeed (spec: hard disconnect)
   preconnect_refused,  // the plugin's preconnect failed: closed before the greeting
   shut_down,           // shutdown arrived before preconnect could start: no greeting
+  shutdown_forced,     // the server's forced shutdown (input::ShutdownForced)
+  tls_failed,          // the TLS handshake after STARTTLS failed
+  tls_required,        // --tls=require and the client asked EXPORT_NAME before TLS
 };
 const char* to_string(EndReason reason);
+
+// NBD's TLS modes (protocol §11), nbdkit's --tls=off|on|require.
+//   off:     NOTLS: STARTTLS is refused (ERR_POLICY); ERR_TLS_REQD is never sent
+//   on:      STARTTLS is accepted once; every option also works without it
+//   require: FORCEDTLS: before TLS, every option but STARTTLS and ABORT gets ERR_TLS_REQD
+//            and EXPORT_NAME closes; no export name, list, size or data leaves before TLS
+enum class TlsMode : std::uint8_t { off, on, require };
+const char* to_string(TlsMode mode);
 
 struct ConnectionConfig {
   ConnectionId id = 0;
@@ -71,6 +82,7 @@ struct ConnectionConfig {
   // -r: every export read-only whatever the plugin says; the plugin's preconnect,
   // list_exports and open are told so.
   bool read_only = false;
+  TlsMode tls = TlsMode::off;
   ThreadModel thread_model = ThreadModel::parallel;
   CallGate* gate = nullptr;  // required for serialize_connections / serialize_all_requests
 };

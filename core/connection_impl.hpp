@@ -27,6 +27,7 @@ enum class Reader : std::uint8_t {
   option_data,      // buffer the whole option payload (bounded)
   option_discard,   // oversized option: drop it, then NBD_REP_ERR_TOO_BIG
   awaiting_plugin,  // preconnect, LIST, INFO/GO/EXPORT_NAME wait for their plugin call
+  awaiting_tls,     // STARTTLS acknowledged: the driver runs the TLS handshake (TlsDone)
   request_header,   // 28 or 32 bytes
   write_payload,    // WRITE data straight into its slot buffer
   payload_discard,  // payload of a refused request: consumed to keep framing
@@ -135,6 +136,10 @@ class Connection::Impl {
   void handle_info_or_go(std::span<const std::byte> data, bool go);
   void handle_meta_context(std::span<const std::byte> data, bool set);
   void handle_flag_option(std::span<const std::byte> data);
+  void on_option_before_tls(std::span<const std::byte> data);
+  void handle_starttls(std::span<const std::byte> data);
+  void on_tls_done(bool ok);
+  bool tls_required_now() const { return config_.tls == TlsMode::require && !tls_up_; }
   void send_list();
   void answer_opened();
   void enter_transmission();
@@ -199,6 +204,7 @@ class Connection::Impl {
   std::uint32_t option_len_ = 0;
   std::uint64_t discard_left_ = 0;
   bool meta_selected_ = false;
+  bool tls_up_ = false;               // TlsDone{ok} after STARTTLS: everything travels in TLS
   std::string meta_export_;           // the export the last SET_META_CONTEXT named
   PendingOption pending_;       // the option whose plugin call runs (awaiting_plugin)
   std::string requested_name_;  // the export name of the last INFO/GO/EXPORT_NAME, as sent

@@ -48,6 +48,8 @@ std::string describe(const Input& in) {
             return "PluginDone{slot=" + slot_text(p.slot) + " err=" + std::to_string(p.err) + "}";
           },
           [](const input::ShutdownRequested&) { return std::string("ShutdownRequested"); },
+          [](const input::ShutdownForced&) { return std::string("ShutdownForced"); },
+          [](const input::TlsDone& t) { return std::string("TlsDone{ok=") + (t.ok ? "true" : "false") + "}"; },
           [](const input::DisconnectRequested& d) {
             return std::string("DisconnectRequested{force=") + (d.force ? "true" : "false") + "}";
           },
@@ -78,6 +80,7 @@ std::string describe(const Action& act) {
             return out + "}";
           },
           [](const action::Close& c) { return std::string("Close{") + to_string(c.mode) + "}"; },
+          [](const action::StartTls& t) { return "StartTls{early=" + std::to_string(t.early.size()) + "}"; },
           [](const action::Finished&) { return std::string("Finished"); },
       },
       act);
@@ -94,6 +97,15 @@ std::string describe(const ServerAction& act) {
                         [](const server_action::Exit&) { return std::string("Exit"); },
                     },
                     act);
+}
+
+const char* to_string(TlsMode mode) {
+  switch (mode) {
+    case TlsMode::off: return "off";
+    case TlsMode::on: return "on";
+    case TlsMode::require: return "require";
+  }
+  return "?";
 }
 
 const char* to_string(CloseMode mode) {
@@ -124,6 +136,9 @@ const char* to_string(EndReason reason) {
     case EndReason::export_name_failed: return "export_name_failed";
     case EndReason::preconnect_refused: return "preconnect_refused";
     case EndReason::shut_down: return "shut_down";
+    case EndReason::shutdown_forced: return "shutdown_forced";
+    case EndReason::tls_failed: return "tls_failed";
+    case EndReason::tls_required: return "tls_required";
   }
   return "?";
 }
@@ -165,6 +180,7 @@ const char* to_string(Reader reader) {
     case Reader::option_data: return "option_data";
     case Reader::option_discard: return "option_discard";
     case Reader::awaiting_plugin: return "awaiting_plugin";
+    case Reader::awaiting_tls: return "awaiting_tls";
     case Reader::request_header: return "request_header";
     case Reader::write_payload: return "write_payload";
     case Reader::payload_discard: return "payload_discard";

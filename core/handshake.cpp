@@ -3,9 +3,10 @@
 // where the spec calls for a hard disconnect (bad IHAVEOPT, EXPORT_NAME failures, DoS).
 // LIST, INFO, GO and EXPORT_NAME ask the plugin (lifecycle.cpp) and are answered when
 // its call returns; nothing about exports is known ahead of time.
-// TLS: nbdd has none yet, so STARTTLS is refused with ERR_POLICY like a server without
-// TLS configured. A later "start TLS" step fits in on_option (an action that hands the
-// stream to a TLS layer) and a tls=require policy in one check at the top of on_option.
+// TLS (§11): STARTTLS is acknowledged, then action::StartTls hands the transport to the
+// driver's TLS layer and input::TlsDone says how it ended; everything negotiated before is
+// forgotten. With TlsMode::require, on_option_before_tls is the one gate every option
+// passes until TLS is up.
 #include <cerrno>
 
 #include "core/assert.hpp"
@@ -95,6 +96,10 @@ void Connection::Impl::on_option(std::span<const std::byte> data) {
     on_option_while_draining(data);
     return;
   }
+  if (tls_required_now()) {
+    on_option_before_tls(data);
+    return;
+  }
   switch (static_cast<nbd::Opt>(option_)) {
     case nbd::Opt::export_name: handle_export_name(data); return;
     case nbd::Opt::abort:
@@ -103,12 +108,7 @@ void Connection::Impl::on_option(std::span<const std::byte> data) {
       begin_closing(EndReason::client_abort);
       return;
     case nbd::Opt::list: handle_list(data); return;
-    case nbd::Opt::starttls:
-      if (!data.empty())
-        option_error(nbd::Rep::err_invalid, "STARTTLS takes no data");
-      else
-        option_error(nbd::Rep::err_policy, "TLS is not configured on this server");
-      return;
+    case nbd::Opt::starttls: handle_starttls(data); return;
     case nbd::Opt::info: handle_info_or_go(data, false); return;
     case nbd::Opt::go: handle_info_or_go(data, true); return;
     case nbd::Opt::structured_reply:
@@ -129,6 +129,51 @@ void Connection::Impl::on_option_while_draining(std::span<const std::byte>) {
     case nbd::Opt::export_name: abort(EndReason::export_name_failed); return;
     default: refuse_shutting_down(); return;
   }
+}
+
+// FORCEDTLS before TLS: nothing about exports leaves the server (§11).
+void Connection::Impl::on_option_before_tls(std::span<const std::byte> data) {
+  switch (static_cast<nbd::Opt>(option_)) {
+    case nbd::Opt::abort:
+      option_reply(nbd::Rep::ack);
+      begin_closing(EndReason::client_abort);
+      return;
+    case nbd::Opt::starttls: handle_starttls(data); return;
+    case nbd::Opt::export_name: abort(EndReason::tls_required); return;  // cannot be refused
+    default: option_error(nbd::Rep::err_tls_reqd, "TLS is required"); return;
+  }
+}
+
+void Connection::Impl::handle_starttls(std::span<const std::byte> data) {
+  if (config_.tls == TlsMode::off) {
+    if (!data.empty()) return option_error(nbd::Rep::err_invalid, "STARTTLS takes no data");
+    return option_error(nbd::Rep::err_policy, "TLS is not configured on this server");
+  }
+  if (!data.empty()) return option_error(nbd::Rep::err_invalid, "STARTTLS takes no data");
+  if (tls_up_) return option_error(nbd::Rep::err_invalid, "TLS is already on");
+  option_reply(nbd::Rep::ack);
+  // Bytes after this option that were already read belong to the TLS handshake (a client
+  // should wait for the ACK, but may not): the driver's TLS layer takes them first. They
+  // stay staged, untouched, until TlsDone (nothing is read meanwhile).
+  const std::size_t rest = staged() - option_len_;
+  reader_ = Reader::awaiting_tls;
+  emit(action::StartTls{std::span<const std::byte>(stage_.get() + stage_begin_ + option_len_, rest)});
+}
+
+void Connection::Impl::on_tls_done(bool ok) {
+  if (reader_ != Reader::awaiting_tls) return;  // closed meanwhile: the driver ended it
+  if (!ok) {
+    abort(EndReason::tls_failed);  // plain text is impossible now: close, nothing sent
+    return;
+  }
+  consume(staged());  // the early bytes went to TLS
+  tls_up_ = true;
+  // §3.10: everything negotiated before TLS is forgotten (the client flags are not options).
+  structured_ = false;
+  extended_ = false;
+  meta_selected_ = false;
+  meta_export_.clear();
+  reader_ = Reader::option_header;
 }
 
 void Connection::Impl::refuse_shutting_down() { option_error(nbd::Rep::err_shutdown, "server is shutting down"); }

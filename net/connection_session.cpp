@@ -111,6 +111,7 @@ void ConnectionSession::execute(core::Action& action) {
                      do_close();
                    }
                  },
+                 [&](core::action::StartTls& start) { tls_pending_ = start.early; },
                  [&](core::action::Finished&) {
                    finished_ = true;
                    timer_at_.reset();
@@ -130,6 +131,11 @@ void ConnectionSession::kick() {
   if (finished_) return;
   if (!stream_closed_ && !writing_ && !unsent_.empty()) do_write();
   if (!stream_closed_ && close_mode_ && !writing_ && unsent_.empty()) do_close();
+  if (tls_pending_ && !stream_closed_ && !close_mode_ && !writing_ && unsent_.empty()) {
+    const auto early = *tls_pending_;
+    tls_pending_.reset();
+    do_start_tls(early);
+  }
   if (!stream_closed_ && !close_mode_ && !peer_closed_ && !send_failed_ && !reading_ && conn_.wants_read())
     do_read();
   arm_timer();

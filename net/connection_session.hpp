@@ -19,6 +19,7 @@
 namespace nbdd::net {
 
 class WorkerPool;
+class TlsContext;  // net/tls_context.hpp
 
 // What a session needs from the server. Outlives every session.
 struct SessionContext {
@@ -27,6 +28,7 @@ struct SessionContext {
   std::function<void(core::ConnectionId)> on_finished;  // called once, on the session's strand
   bool inline_data_calls = false;  // the plugin is nonblocking(): data calls run on the strand
   bool lend_reads = false;         // ... and lends reads (pread_lend): see loan_bytes_min
+  TlsContext* tls = nullptr;       // credentials for STARTTLS (null when --tls=off)
 };
 
 // Inline preads of at least this size ask the plugin to lend its bytes (pread_lend) and
@@ -82,6 +84,10 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void on_worker_done(core::SlotId slot, int err);  // on a worker thread
   void feed_worker_done();                          // on the strand
   void do_close();
+  // action::StartTls, once every earlier Send is written: wraps stream_ in TLS, runs the
+  // server handshake (with `early`: bytes the core had already received after STARTTLS)
+  // and feeds TlsDone. In net/connection_session_tls.cpp.
+  void do_start_tls(std::span<const std::byte> early);
   int run_call(const core::PluginCall& call);  // the plugin call, its error logged
   int logged(int err);                          // logs a failed call's error, returns it
   void handle(const core::Input& input);       // conn_.handle(), logged with -v
@@ -126,6 +132,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   std::span<std::byte> read_target_;
   std::vector<std::byte> fallback_;  // only when read_window() is empty
   std::optional<core::CloseMode> close_mode_;
+  std::optional<std::span<const std::byte>> tls_pending_;  // StartTls waiting for the writes before it
   bool stream_closed_ = false;
   bool peer_closed_ = false;   // PeerClosed fed (the read side is over)
   bool send_failed_ = false;   // SendFailed fed (the write side is over)

@@ -36,6 +36,14 @@ struct Options {
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
   core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
   unsigned busy_poll_us = busy_poll_default.count();  // --busy-poll: longest spin of an I/O thread
+  // TLS (nbdkit's meanings; net/tls_*.cpp uses them).
+  enum class Tls { off, on, require } tls = Tls::off;  // --tls=off|on|require
+  std::optional<std::string> tls_certificates;  // --tls-certificates=DIR (absent: nbdkit's default dirs)
+  std::optional<std::string> tls_psk;           // --tls-psk=FILE (psktool's username:hexkey lines)
+  bool tls_verify_peer = false;                 // --tls-verify-peer
+  // --exit-timeout: once shutdown is forced (a second signal, or the grace period ran out),
+  // how long nbdd waits for stuck plugin calls before it exits without unload (status 3).
+  core::Duration exit_timeout = core::Duration::from_s(2);
   std::vector<std::string> filters;       // --filter=NAME|PATH, in order: the first is the outermost
   std::string plugin;
   std::vector<std::string> plugin_args;

@@ -49,6 +49,11 @@ void Server::set_plugin(plugin::PluginHost& host, core::ThreadModel model, bool 
                      nonblocking && host.lends_reads()});
 }
 
+void Server::set_tls(TlsContext* tls) {
+  NBDD_ASSERT(context_ != nullptr);  // after set_plugin()
+  context_->tls = tls;
+}
+
 std::string Server::listen_tcp(const std::string& host, const std::string& port) {
   return net::listen_tcp(ioc_, strand_, host, port, listeners_);
 }
@@ -135,6 +140,7 @@ void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream, i
   config.accepted_at = now();
   config.limits = config_.limits;
   config.read_only = read_only_;
+  config.tls = config_.tls;
   config.thread_model = thread_model_;
   config.gate = &gate_;
   // Before the session's first plugin call (preconnect): who is on the other end.
@@ -196,7 +202,7 @@ void Server::pump_server() {
                      for (auto& l : listeners_) l->close();
                    },
                    [&](const core::server_action::EndConnection& end) {
-                     if (end.force) registry_.post(end.id, core::input::DisconnectRequested{true});
+                     if (end.force) registry_.post(end.id, core::input::ShutdownForced{});
                      else registry_.post(end.id, core::input::ShutdownRequested{});
                    },
                    [&](const core::server_action::Unload&) {

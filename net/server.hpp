@@ -40,6 +40,11 @@ struct ServerConfig {
   unsigned io_threads = 2;
   std::size_t max_connections = 0;  // 0 = unlimited
   std::chrono::microseconds busy_poll = busy_poll_default;  // longest spin of an I/O thread; 0 = never
+  // Once shutdown is forced (second signal, or grace_period after the first one ran out):
+  // how long to wait for plugin calls still running before exiting without unload (status 3).
+  std::chrono::milliseconds exit_timeout{2000};
+  // --tls: the mode every connection's core runs in (set_tls() gives the credentials).
+  core::TlsMode tls = core::TlsMode::off;
 };
 
 class Server {
@@ -54,6 +59,8 @@ class Server {
   // read_only (-r): every connection's exports are read-only, and the plugin's preconnect,
   // list_exports and open are told so.
   void set_plugin(plugin::PluginHost& host, core::ThreadModel model, bool read_only);
+  // The TLS credentials for STARTTLS (required unless config.tls is off). After set_plugin().
+  void set_tls(TlsContext* tls);
 
   // Listening; each returns an error message ("" on success). Call before run().
   std::string listen_tcp(const std::string& host, const std::string& port);

@@ -9,6 +9,7 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14
   qemu-utils fio nbdkit nbdkit-plugin-dev nbdkit-plugin-python nbdkit-plugin-perl nbdkit-plugin-lua procps iproute2
   scdoc man-db dpkg-dev lintian systemd  # man pages, the Debian package and its checks
+  libgnutls28-dev gnutls-bin  # TLS (issue 24): the library, and certtool/psktool for test credentials
 )
 missing=()
 for p in "${packages[@]}"; do

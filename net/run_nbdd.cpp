@@ -1,4 +1,6 @@
-// nbdd: `nbdd [OPTIONS] PLUGIN [KEY=VALUE...]`, nbdkit's command line (see docs/daemon.md).
+// The whole of nbdd's main(): `nbdd [OPTIONS] PLUGIN [KEY=VALUE...]`, nbdkit's command line
+// (see docs/daemon.md). Kept out of main() so another executable (nbdd-checked, which taps
+// every session into the simulator's checker) runs exactly the same daemon.
 // Start-up order as nbdkit's: parse, load and configure the plugin, listen, fork into the
 // background, write the pid file, run --run's command, serve. The plugin's preconnect,
 // list_exports and open run per connection (issue 21), never at start-up.
@@ -16,6 +18,7 @@
 #include "net/listener.hpp"
 #include "net/log.hpp"
 #include "net/options.hpp"
+#include "net/run_nbdd.hpp"
 #include "net/server.hpp"
 #include "plugins/loader.hpp"
 #include "plugins/nbdkit/connection_events.hpp"
@@ -141,7 +144,7 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int nbdd::net::run_nbdd(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   const auto parsed = net::parse_options(argc, argv);
   if (!parsed.ok()) return fail(parsed.error);
