@@ -150,9 +150,10 @@ class Driver {
  public:
   // `observer` must outlive the Driver. The connection starts with its preconnect call
   // running (the script completes it like any other call).
-  Driver(const Limits& limits, ThreadModel model, bool read_only, Observer* observer)
+  Driver(const Limits& limits, ThreadModel model, bool read_only, Observer* observer, TlsMode tls = TlsMode::off)
       : limits_(limits), observer_(observer) {
     ConnectionConfig cfg;
+    cfg.tls = tls;
     cfg.id = conn_id;
     cfg.accepted_at = now_;
     cfg.limits = limits_;
@@ -174,6 +175,16 @@ class Driver {
     return calls_[index % calls_.size()].act.call.kind;
   }
   std::size_t unacked_sends() const { return sends_.size(); }
+  // A StartTls is waiting for its TlsDone (the transport runs the TLS handshake).
+  bool tls_pending() const { return tls_pending_ && !finished_; }
+  // How the TLS handshake ended; only once every Send before the StartTls was written
+  // (as a driver must). False when nothing is pending or Sends are still unwritten.
+  bool tls_done(bool ok) {
+    if (!tls_pending() || !sends_.empty()) return false;
+    tls_pending_ = false;
+    feed(input::TlsDone{ok});
+    return true;
+  }
   Instant now() const { return now_; }
 
   // ---- client bytes -------------------------------------------------------------------
@@ -303,8 +314,9 @@ class Driver {
       }
       if (complete(0, 0)) continue;
       if (send_done()) continue;
-      if (peer_closed()) continue;
+      if (peer_closed()) continue;  // a TLS handshake still running is cut by the hang-up
       if (fire_deadline()) continue;
+      if (tls_done(true)) continue;
       FUZZ_CHECK(false, "liveness: stuck, nothing left to feed (%s)", state().c_str());
     }
     if (observer_) observer_->at_end(now_);
@@ -369,6 +381,12 @@ class Driver {
         sends_.push_back(std::move(rec));
       } else if (auto* c = std::get_if<action::CallPlugin>(&*act)) {
         on_call(*c);
+      } else if (auto* t = std::get_if<action::StartTls>(&*act)) {
+        FUZZ_CHECK(!closed_, "StartTls after Close");
+        FUZZ_CHECK(!tls_pending_, "StartTls while another runs");
+        FUZZ_CHECK(!conn_->wants_read(), "wants_read() during the TLS handshake");
+        FUZZ_CHECK(t->early.size() <= limits_.staged_bytes_max * 2u, "StartTls early bytes beyond the stage");
+        tls_pending_ = true;
       } else if (auto* cl = std::get_if<action::Close>(&*act)) {
         // At most one Close{flush_then_close}, then at most one Close{abort}.
         FUZZ_CHECK(!aborted_, "Close after Close{abort}");
@@ -510,6 +528,7 @@ class Driver {
   std::deque<Call> calls_;
   std::deque<SentBytes> sends_;
   bool closed_ = false, aborted_ = false, finished_ = false;
+  bool tls_pending_ = false;          // StartTls emitted, TlsDone not yet fed
   bool peer_closed_ = false, send_failed_ = false;
 };
 

@@ -5,8 +5,12 @@
 // (sizes, names, capabilities), all chosen by the input; then the session is ended and
 // must reach Finished (liveness).
 //
+// TLS: config bits 2-3 choose the server's --tls mode (off, on, require, require); after a
+// StartTls the seed decides how the TLS handshake ends (up, failed, or stalled until the
+// handshake timeout), with the checker watching (INV-TLS-*).
+//
 // Input layout (FuzzedDataProvider): from the END, one config byte (bit 0: Limits profile,
-// bit 1: server read-only) and a u32 seed that drives fragmentation, errnos and the
+// bit 1: server read-only, bits 2-3: TLS mode) and a u32 seed that drives fragmentation, errnos and the
 // plugin's answers; all the
 // bytes before that are the client's byte stream (so a recorded session is a seed as is,
 // followed by 5 trailer bytes; tools/make_seeds.py writes them).
@@ -51,9 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::byte> client(reinterpret_cast<const std::byte*>(raw.data()), raw.size());
 
   const bool read_only = (config & 2) != 0;
+  const unsigned tls_bits = (config >> 2) & 3;
+  const TlsMode tls = tls_bits == 0 ? TlsMode::off : tls_bits == 1 ? TlsMode::on : TlsMode::require;
   const Limits limits = make_limits(config & 1);
-  const auto observer = make_observer(limits, ThreadModel::parallel, read_only);
-  Driver d(limits, ThreadModel::parallel, read_only, observer.get());
+  const auto observer = make_observer(limits, ThreadModel::parallel, read_only, tls);
+  Driver d(limits, ThreadModel::parallel, read_only, observer.get(), tls);
 
   std::size_t pos = 0;
   while (!d.finished()) {
@@ -67,6 +73,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       continue;
     }
     if (d.send_done()) continue;
+    if (d.tls_pending()) {
+      const std::uint32_t r = rng.next();
+      if (r % 8 == 1) break;  // stalls: finish() lets the handshake timeout or the peer end it
+      d.tls_done(r % 8 != 0);
+      continue;
+    }
     if (pos == client.size()) break;
     const std::uint32_t r = rng.next();
     std::size_t piece = client.size() - pos;  // half the time: as much as the core takes

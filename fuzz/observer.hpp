@@ -13,9 +13,10 @@ namespace nbdd::fuzz {
 
 inline std::unique_ptr<Observer> make_observer([[maybe_unused]] const Limits& limits,
                                                [[maybe_unused]] ThreadModel model,
-                                               [[maybe_unused]] bool read_only) {
+                                               [[maybe_unused]] bool read_only,
+                                               [[maybe_unused]] TlsMode tls = TlsMode::off) {
 #if defined(NBDD_FUZZ_HAVE_SIM)
-  return std::make_unique<SimObserver>(limits, model, read_only);
+  return std::make_unique<SimObserver>(limits, model, read_only, tls);
 #else
   return nullptr;
 #endif

@@ -14,8 +14,8 @@ namespace nbdd::fuzz {
 
 class SimObserver final : public Observer {
  public:
-  SimObserver(const Limits& limits, ThreadModel model, bool read_only)
-      : checker_(make_config(limits, model, read_only)) {}
+  SimObserver(const Limits& limits, ThreadModel model, bool read_only, TlsMode tls)
+      : checker_(make_config(limits, model, read_only, tls)) {}
 
   void on_start(Instant now) override { checker_.on_connection(conn_id, now); }
   void on_input(Instant now, const Input& in) override { checker_.on_input(conn_id, now, in); }
@@ -37,8 +37,9 @@ class SimObserver final : public Observer {
   }
 
  private:
-  static sim::CheckerConfig make_config(const Limits& limits, ThreadModel model, bool read_only) {
+  static sim::CheckerConfig make_config(const Limits& limits, ThreadModel model, bool read_only, TlsMode tls) {
     sim::CheckerConfig cfg;
+    cfg.tls = tls;
     cfg.limits = limits;
     cfg.read_only = read_only;
     cfg.thread_model = model;

@@ -21,7 +21,34 @@ using core::Overloaded;
 
 namespace {
 constexpr std::size_t fallback_bytes = 64 * 1024;
+
+// The disconnect the plugin asked for during the call running on this thread (see
+// note_plugin_disconnect). Cleared when the call's completion is taken.
+struct NotedDisconnect {
+  core::ConnectionId id = 0;
+  std::uint8_t level = 0;  // 0 none, 1 graceful, 2 forced (a force wins)
+};
+thread_local NotedDisconnect noted_disconnect;
 }  // namespace
+
+void note_plugin_disconnect(core::ConnectionId id, bool force) {
+  NotedDisconnect& n = noted_disconnect;
+  if (n.level != 0 && n.id != id) n.level = 0;  // left over from another connection's call
+  n.id = id;
+  n.level = std::max<std::uint8_t>(n.level, force ? 2 : 1);
+}
+
+ConnectionSession::Completion ConnectionSession::completed(core::SlotId slot, int err) {
+  NotedDisconnect& n = noted_disconnect;
+  Completion c{{slot, err}, n.id == id_ ? n.level : std::uint8_t{0}};
+  n = NotedDisconnect{};
+  return c;
+}
+
+void ConnectionSession::feed_completion(const Completion& c) {
+  if (c.disconnect != 0 && !finished_) handle(core::input::DisconnectRequested{c.disconnect == 2});
+  if (!finished_) handle(c.done);
+}
 
 ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,
                                      const core::ConnectionConfig& config, SessionContext& context)
@@ -85,7 +112,7 @@ void ConnectionSession::drain_actions() {
       inline_batch_.swap(inline_done_);  // both vectors keep their capacity: no allocation
       for (const auto& done : inline_batch_) {
         if (finished_) break;
-        handle(done);
+        feed_completion(done);
       }
       inline_batch_.clear();
       continue;
@@ -234,11 +261,12 @@ void ConnectionSession::do_call(const core::action::CallPlugin& call) {
   if (runs_inline(context_.inline_data_calls, call)) {
     const bool lend = context_.lend_reads && call.call.kind == core::CallKind::pread &&
                       call.call.count >= loan_bytes_min && !stream_closed_;
-    inline_done_.push_back({call.slot, lend ? run_lent_read(call) : run_call(call.call)});
+    const int err = lend ? run_lent_read(call) : run_call(call.call);
+    inline_done_.push_back(completed(call.slot, err));
     return;
   }
   context_.workers->submit(
-      [self = shared_from_this(), call] { self->on_worker_done(call.slot, self->run_call(call.call)); });
+      [self = shared_from_this(), call] { self->on_worker_done(self->completed(call.slot, self->run_call(call.call))); });
 }
 
 int ConnectionSession::run_lent_read(const core::action::CallPlugin& call) {
@@ -289,12 +317,12 @@ void ConnectionSession::drop_unsent() {
   unsent_.clear();
 }
 
-void ConnectionSession::on_worker_done(core::SlotId slot, int err) {
+void ConnectionSession::on_worker_done(const Completion& c) {
   bool first = false;
   {
     const std::lock_guard lock(worker_done_mutex_);
     first = worker_done_.empty();
-    worker_done_.push_back({slot, err});
+    worker_done_.push_back(c);
   }
   if (first) asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
 }
@@ -304,7 +332,11 @@ void ConnectionSession::feed_worker_done() {
     const std::lock_guard lock(worker_done_mutex_);
     worker_batch_.swap(worker_done_);  // both keep their capacity: no allocation
   }
-  for (const auto& done : worker_batch_) feed_one(done);
+  for (const auto& done : worker_batch_) {
+    if (finished_) break;
+    feed_completion(done);
+    drain_actions();
+  }
   worker_batch_.clear();
   kick();
 }

@@ -56,6 +56,13 @@ inline constexpr std::uint64_t inline_copy_bytes_max = 4 * 1024 * 1024;
 // Whether a call runs on the session's strand (true) or on the worker pool.
 bool runs_inline(bool nonblocking_plugin, const core::action::CallPlugin& call);
 
+// The plugin's disconnect(force) during a connected callback: the HostHooks::disconnect of
+// the daemon. It is noted on the calling thread, which is running that connection's call,
+// and the session feeds it to the core with the call's result, just before its PluginDone
+// (as the simulator does), whether the call ran inline or on a worker. So a forced
+// disconnect from a pread always wins over that pread's reply, by design, not by timing.
+void note_plugin_disconnect(core::ConnectionId id, bool force);
+
 class ConnectionSession : public std::enable_shared_from_this<ConnectionSession> {
  public:
   ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,
@@ -81,7 +88,14 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void on_write(const boost::system::error_code& ec, std::size_t sends);
   static constexpr std::size_t sends_per_write_max = 32;
   void do_call(const core::action::CallPlugin& call);
-  void on_worker_done(core::SlotId slot, int err);  // on a worker thread
+  // A finished call: its result and what the plugin asked for during it.
+  struct Completion {
+    core::input::PluginDone done;
+    std::uint8_t disconnect = 0;  // 0 none, 1 disconnect(false), 2 disconnect(true)
+  };
+  Completion completed(core::SlotId slot, int err);  // after the call, on its thread
+  void feed_completion(const Completion& c);        // strand: the disconnect, then PluginDone
+  void on_worker_done(const Completion& c);  // on a worker thread
   void feed_worker_done();                          // on the strand
   void do_close();
   // action::StartTls, once every earlier Send is written: wraps stream_ in TLS, runs the
@@ -139,13 +153,13 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   bool finished_ = false;
   // Completions of data calls run inline on the strand, fed once the actions that
   // started them are drained (the core is never re-entered from next_action()).
-  std::vector<core::input::PluginDone> inline_done_;
-  std::vector<core::input::PluginDone> inline_batch_;
+  std::vector<Completion> inline_done_;
+  std::vector<Completion> inline_batch_;
   // Completions of calls run on workers. A worker posts to the strand only when it finds the
   // list empty, so calls that finish together cost one hand-off (one wake-up), not one each.
   std::mutex worker_done_mutex_;
-  std::vector<core::input::PluginDone> worker_done_;   // guarded by the mutex
-  std::vector<core::input::PluginDone> worker_batch_;  // strand only
+  std::vector<Completion> worker_done_;   // guarded by the mutex
+  std::vector<Completion> worker_batch_;  // strand only
   // Zero-copy reads, by slot index, created on first use. Strand only: only inline calls lend.
   std::vector<std::unique_ptr<SlotLoan>> loans_;
   std::size_t loans_held_ = 0;

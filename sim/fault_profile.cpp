@@ -94,6 +94,15 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
   // Oversized options only where the limit is small: they stay a few KiB, not 64 KiB+.
   if (f.client_big_option.numerator != 0 || p.below(2) == 1)
     f.option_data_bytes_max = static_cast<std::uint32_t>(p.range_inclusive(256, 2048));
+  // issue 24 (drawn last again)
+  const std::uint64_t tls = p.below(4);
+  f.tls = tls < 2 ? core::TlsMode::off : tls == 2 ? core::TlsMode::on : core::TlsMode::require;
+  if (f.tls != core::TlsMode::off) {
+    f.tls_fail = maybe(p, 1, 8);
+    f.tls_stall = maybe(p, 1, 30);
+    f.client_no_starttls = maybe(p, 1, 6);
+    f.client_bad_tls = maybe(p, 1, 10);
+  }
   return f;
 }
 
@@ -132,6 +141,9 @@ void FaultProfile::print(std::FILE* out) const {
                option_data_bytes_max, shutdown_at_ns ? std::to_string(*shutdown_at_ns).c_str() : "none",
                second_signal_at_ns ? std::to_string(*second_signal_at_ns).c_str() : "none",
                static_cast<unsigned long long>(faults_end_ns), static_cast<unsigned long long>(liveness_bound_ns));
+  std::fprintf(out, "  tls=%s tls_fail=%s tls_stall=%s client_no_starttls=%s client_bad_tls=%s\n", core::to_string(tls),
+               to_string(tls_fail).c_str(), to_string(tls_stall).c_str(), to_string(client_no_starttls).c_str(),
+               to_string(client_bad_tls).c_str());
 }
 
 }  // namespace nbdd::sim

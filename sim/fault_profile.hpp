@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "core/connection.hpp"
 #include "core/thread_model.hpp"
 #include "sim/prng.hpp"
 
@@ -61,6 +62,14 @@ struct FaultProfile {
   Ratio client_boundary{0, 1};
   // per handshake: an option of exactly the option limit, or longer (read and discarded)
   Ratio client_big_option{0, 1};
+  // TLS (issue 24): the server's --tls mode; the simulated TLS layer's handshake fails or
+  // stalls (then the handshake timeout ends it); clients that never send STARTTLS, and
+  // clients whose TLS hello is wrong (a bad certificate, a wrong key)
+  core::TlsMode tls = core::TlsMode::off;
+  Ratio tls_fail{0, 1};
+  Ratio tls_stall{0, 1};
+  Ratio client_no_starttls{0, 1};
+  Ratio client_bad_tls{0, 1};
   std::uint64_t think_max_ns = 300'000;
   std::uint64_t connect_spread_ns = 20'000'000;
   // core limits (swarm: small values reach back-pressure and timeout paths)

@@ -1,6 +1,7 @@
 #include "sim/sim_client.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "sim/world.hpp"
 
@@ -12,6 +13,8 @@ SimClient::SimClient(World& world, std::uint32_t index, Prng prng, const FaultPr
                      Style style)
     : world_(world), index_(index), prng_(prng), profile_(profile), scripted_(scripted), style_(style) {
   lazy_ = !scripted_ && prng_.chance(profile_.client_lazy);
+  // The simulated TLS layer answers an accepted STARTTLS with its hello: not NBD bytes.
+  if (profile_.tls != core::TlsMode::off) dec_.set_tls_hello_bytes(sim_tls_hello_bytes);
 }
 
 void SimClient::start() {
@@ -137,7 +140,17 @@ void SimClient::plan_handshake() {
       world_.marks().hit(over ? "client_option_over_limit" : "client_option_at_limit");
     }
   }
-  if (prng_.below(12) == 1) plan_.push_back({opt::starttls, {}});
+  if (profile_.tls != core::TlsMode::off) {
+    // A TLS server: STARTTLS first, as clients that need TLS should (§11), or later, or
+    // never (then --tls=require refuses every option).
+    if (!prng_.chance(profile_.client_no_starttls)) {
+      const auto at = prng_.below(4) == 1 ? prng_.below(plan_.size() + 1) : 0;
+      plan_.insert(plan_.begin() + static_cast<std::ptrdiff_t>(at), std::make_pair(opt::starttls, std::vector<std::byte>{}));
+      if (prng_.below(10) == 1) plan_.push_back({opt::starttls, {}});  // a second one: ERR_INVALID
+    }
+  } else if (prng_.below(12) == 1) {
+    plan_.push_back({opt::starttls, {}});
+  }
   if (prng_.below(12) == 1) plan_.push_back({opt::structured_reply, {}});  // repeated
   // the final option
   const std::uint64_t fin = prng_.below(20);
@@ -190,6 +203,15 @@ void SimClient::on_option_reply(const ServerStreamDecoder::Event& ev) {
   if (ev.option == opt::abort) {
     vanish(false);
     return;
+  }
+  if (ev.option == opt::starttls && ev.type == rep::ack) {
+    // Our TLS hello (the decoder drops the server's); a wrong one is a failed handshake.
+    // The next option follows it at once and waits in the socket until TLS is up.
+    std::array<std::byte, sim_tls_hello_bytes> hello;
+    std::copy_n(sim_tls_client_hello, sim_tls_hello_bytes, hello.begin());
+    if (prng_.chance(profile_.client_bad_tls)) hello[3] = std::byte{'X'};
+    world_.marks().hit("client_tls_hello");
+    write(hello);
   }
   if (ev.option == opt::go) {
     if (ev.type == rep::ack) {

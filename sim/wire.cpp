@@ -113,6 +113,13 @@ void ClientStreamDecoder::resume_options(std::vector<Event>& out) {
   run(out);
 }
 
+void ClientStreamDecoder::tls_started(std::size_t early, std::vector<Event>& out) {
+  if (state_ != State::awaiting_outcome) return;
+  pos_ += std::min(early, buf_.size() - pos_);
+  state_ = State::option_header;
+  run(out);
+}
+
 void ClientStreamDecoder::run(std::vector<Event>& out) {
   for (;;) {
     const std::size_t avail = buf_.size() - pos_;
@@ -141,7 +148,7 @@ void ClientStreamDecoder::run(std::vector<Event>& out) {
         Event ev{Event::Kind::option, option_, {p, p + need_}, {}, {}};
         pos_ += need_;
         out.push_back(std::move(ev));
-        const bool ends = option_ == opt::go || option_ == opt::export_name;
+        const bool ends = option_ == opt::go || option_ == opt::export_name || option_ == opt::starttls;
         state_ = option_ == opt::abort ? State::broken : (ends ? State::awaiting_outcome : State::option_header);
         if (option_ == opt::abort) goto done;
         break;
@@ -248,6 +255,9 @@ void ServerStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Eve
     buf_.clear();
     pos_ = 0;
   }
+  const std::size_t skipped = std::min(skip_, bytes.size());
+  skip_ -= skipped;
+  bytes = bytes.subspan(skipped);
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
   while (step(out)) {
   }
@@ -402,7 +412,7 @@ bool ServerStreamDecoder::option_reply(std::vector<Event>& out, std::uint32_t op
           return fail(out, "INFO/GO acknowledged without NBD_INFO_EXPORT");
         if (sent == opt::list_meta || sent == opt::set_meta || sent == opt::list || sent == opt::info ||
             sent == opt::go || sent == opt::abort || sent == opt::structured_reply ||
-            sent == opt::extended_headers)
+            sent == opt::extended_headers || sent == opt::starttls)
           break;
         return fail(out, std::string("ACK to ") + option_name(sent));
       case rep::server:
@@ -451,6 +461,15 @@ bool ServerStreamDecoder::option_reply(std::vector<Event>& out, std::uint32_t op
   ev.final_reply = final_reply;
   if (final_reply) {
     if (!error) {
+      if (sent == opt::starttls) {
+        // §3.10: everything negotiated before TLS is forgotten.
+        structured_ = extended_ = structured_acked_ = false;
+        meta_ids_.clear();
+        meta_export_.clear();
+        const std::size_t now = std::min(tls_hello_bytes_, buf_.size() - pos_);
+        pos_ += now;
+        skip_ = tls_hello_bytes_ - now;
+      }
       if (sent == opt::structured_reply) structured_ = structured_acked_ = true;
       if (sent == opt::extended_headers) extended_ = structured_ = true;
       if (sent == opt::set_meta) {

@@ -35,7 +35,7 @@ inline constexpr std::uint32_t export_name = 1, abort = 2, list = 3, starttls = 
 namespace rep {
 inline constexpr std::uint32_t ack = 1, server = 2, info = 3, meta_context = 4;
 inline constexpr std::uint32_t err_unsup = 0x80000001u, err_policy = 0x80000002u, err_invalid = 0x80000003u,
-                               err_platform = 0x80000004u,
+                               err_platform = 0x80000004u, err_tls_reqd = 0x80000005u,
                                err_unknown = 0x80000006u, err_shutdown = 0x80000007u,
                                err_block_size_reqd = 0x80000008u, err_too_big = 0x80000009u,
                                err_ext_header_reqd = 0x8000000au;
@@ -99,6 +99,10 @@ class ClientStreamDecoder {
   void feed(std::span<const std::byte> bytes, std::vector<Event>& out);
   void enter_transmission(bool extended, std::vector<Event>& out);
   void resume_options(std::vector<Event>& out);
+  // STARTTLS also waits for its outcome: refused -> resume_options(); accepted -> the
+  // server's TLS layer took `early` bytes already sent after it (core's action::StartTls),
+  // which are dropped here, and options resume inside TLS.
+  void tls_started(std::size_t early, std::vector<Event>& out);
   bool in_transmission() const { return state_ == State::request_header || state_ == State::payload; }
   // After NBD_CMD_DISC the client MUST NOT send anything more (the server stops reading at
   // DISC): later bytes are ignored, not decoded into requests nor buffered.
@@ -151,6 +155,10 @@ class ServerStreamDecoder {
   };
   // The client's side of the conversation, in the order the client sent it.
   void client_flags(std::uint32_t flags) { client_flags_ = flags; }
+  // A client whose TLS layer (simulated) receives `bytes` of server handshake right after a
+  // STARTTLS ACK: they are dropped, not decoded. The checker (which sees only core's Sends)
+  // leaves it 0.
+  void set_tls_hello_bytes(std::size_t bytes) { tls_hello_bytes_ = bytes; }
   void option_sent(std::uint32_t option, std::span<const std::byte> data);
   void request_sent(const Request& req);  // DISC too (so a reply to it is caught)
   void feed(std::span<const std::byte> bytes, std::vector<Event>& out);
@@ -215,6 +223,8 @@ class ServerStreamDecoder {
   std::map<std::uint64_t, Pending> outstanding_;
   std::map<std::uint64_t, std::uint32_t> disc_cookies_;
   std::uint64_t status_payload_max_ = 0;
+  std::size_t tls_hello_bytes_ = 0;
+  std::size_t skip_ = 0;  // bytes of the TLS handshake still to drop
 };
 
 }  // namespace nbdd::sim::wire

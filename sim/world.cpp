@@ -48,6 +48,10 @@ struct World::ServerConn {
   core::Instant last_send_done{};
   bool send_failed_fed = false, closed = false, aborted = false, finished = false;
   std::uint32_t running_calls = 0;
+  // The simulated TLS layer (between StartTls and its TlsDone): the client's hello bytes
+  // collected so far, and whether it was wrong; decided = its outcome is on its way.
+  bool tls_handshaking = false, tls_decided = false, tls_hello_bad = false;
+  std::size_t tls_hello_got = 0;
 };
 
 class World::Gate final : public core::CallGate {
@@ -112,6 +116,7 @@ void World::setup() {
   cc.limits = limits_;
   cc.thread_model = profile_.thread_model;
   cc.read_only = profile_.read_only;
+  cc.tls = profile_.tls;
   // The memory plugin serves every name from one array; the sim plugin has a disk per name.
   cc.one_disk_for_all_names = memory_ != nullptr;
   checker_ = std::make_unique<InvariantChecker>(cc);
@@ -183,6 +188,7 @@ void World::connect(SimClient& client) {
   cfg.limits = limits_;
   cfg.read_only = profile_.read_only;
   cfg.thread_model = profile_.thread_model;
+  cfg.tls = profile_.tls;
   cfg.gate = gate_.get();
   checker_->on_connection(id, now());  // first: the constructor may already take the gate
   sc->conn = std::make_unique<core::Connection>(cfg);
@@ -262,6 +268,14 @@ void World::execute(ServerConn& sc, core::Action& act) {
           }
           sc.closed = true;
           sc.rx_clear();
+        } else if constexpr (std::is_same_v<T, core::action::StartTls>) {
+          // The ACK went out with the Sends before this; the TLS layer now takes the
+          // client's hello (the early bytes first), then decides (tls_read).
+          sc.tls_handshaking = true;
+          sc.tls_decided = false;
+          sc.tls_hello_got = 0;
+          sc.tls_hello_bad = false;
+          tls_take_hello(sc, a.early);
         } else if constexpr (std::is_same_v<T, core::action::Finished>) {
           sc.finished = true;
           sc.closed = true;
@@ -273,8 +287,55 @@ void World::execute(ServerConn& sc, core::Action& act) {
       act);
 }
 
+// The simulated TLS handshake: the client sends sim_tls_client_hello, the layer answers
+// sim_tls_server_hello and reports TlsDone{true}, unless the profile makes it fail (a bad
+// certificate: TlsDone{false}), stall (never reports: the handshake timeout must end it),
+// the hello is wrong, or the peer hangs up first (TlsDone{false}).
+void World::tls_take_hello(ServerConn& sc, std::span<const std::byte> bytes) {
+  const std::size_t n = std::min(bytes.size(), sim_tls_hello_bytes - sc.tls_hello_got);
+  for (std::size_t i = 0; i < n; ++i)
+    if (bytes[i] != sim_tls_client_hello[sc.tls_hello_got + i]) sc.tls_hello_bad = true;
+  sc.tls_hello_got += n;
+  if (bytes.size() > n) marks_.hit("tls_bytes_beyond_hello");  // stay for the core, after TLS
+}
+
+void World::tls_step(ServerConn& sc) {
+  if (!sc.tls_handshaking || sc.tls_decided || sc.closed) return;
+  if (sc.tls_hello_got < sim_tls_hello_bytes && sc.rx_size() != 0) {
+    const std::size_t n = std::min(sc.rx_size(), sim_tls_hello_bytes - sc.tls_hello_got);
+    tls_take_hello(sc, std::span<const std::byte>(sc.rx.data() + sc.rx_head, n));
+    sc.rx_head += n;
+  }
+  const core::ConnectionId id = sc.id;
+  const core::Instant at = now() + core::Duration{net_prng_.range_inclusive(1'000, 3'000'000)};
+  if (sc.tls_hello_got < sim_tls_hello_bytes) {
+    if (!sc.rx_fin && !sc.rx_reset) return;  // wait for the rest of the hello
+    sc.tls_decided = true;
+    marks_.hit("tls_cut_by_hangup");
+    queue_.at(at, [this, id] { feed(id, core::input::TlsDone{false}); });
+    return;
+  }
+  sc.tls_decided = true;
+  if (sc.tls_hello_bad || (faults_active_ && net_prng_.chance(profile_.tls_fail))) {
+    marks_.hit(sc.tls_hello_bad ? "tls_bad_client_hello" : "tls_layer_failed");
+    queue_.at(at, [this, id] { feed(id, core::input::TlsDone{false}); });
+    return;
+  }
+  if (faults_active_ && net_prng_.chance(profile_.tls_stall)) {
+    marks_.hit("tls_stalled");
+    return;
+  }
+  sc.to_client->write(std::span<const std::byte>(sim_tls_server_hello, sim_tls_hello_bytes));
+  queue_.at(at, [this, id] {
+    ServerConn* s = find(id);
+    if (s) s->tls_handshaking = false;
+    feed(id, core::input::TlsDone{true});
+  });
+}
+
 void World::after_step(ServerConn& sc) {
   if (sc.finished) return;
+  tls_step(sc);
   // timer
   const auto d = sc.conn->deadline();
   if (d != sc.armed) {
@@ -417,7 +478,7 @@ void World::drain_server() {
           using T = std::decay_t<decltype(a)>;
           if constexpr (std::is_same_v<T, core::server_action::EndConnection>) {
             if (a.force)
-              feed_later(a.id, core::input::DisconnectRequested{true});
+              feed_later(a.id, core::input::ShutdownForced{});
             else
               feed_later(a.id, core::input::ShutdownRequested{});
           } else if constexpr (std::is_same_v<T, core::server_action::Unload>) {

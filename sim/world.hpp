@@ -32,6 +32,14 @@
 namespace nbdd::sim {
 
 struct Step;  // scenario.hpp
+
+// The simulated TLS handshake's messages (World::tls_step, SimClient): the client's hello
+// after the STARTTLS ACK, the server's answer before TlsDone{true}.
+inline constexpr std::size_t sim_tls_hello_bytes = 8;
+inline constexpr std::byte sim_tls_client_hello[sim_tls_hello_bytes] = {
+    std::byte{0x16}, std::byte{'C'}, std::byte{'H'}, std::byte{'E'}, std::byte{'L'}, std::byte{'L'}, std::byte{'O'}, std::byte{'!'}};
+inline constexpr std::byte sim_tls_server_hello[sim_tls_hello_bytes] = {
+    std::byte{0x16}, std::byte{'S'}, std::byte{'H'}, std::byte{'E'}, std::byte{'L'}, std::byte{'L'}, std::byte{'O'}, std::byte{'!'}};
 class MemoryBackend;  // world_memory.cpp
 
 enum class OutcomeKind : std::uint8_t { ok, correctness, liveness, crash, nondeterminism };
@@ -99,6 +107,8 @@ class World {
   void drain(ServerConn& sc);
   void execute(ServerConn& sc, core::Action& act);
   void after_step(ServerConn& sc);
+  void tls_step(ServerConn& sc);
+  void tls_take_hello(ServerConn& sc, std::span<const std::byte> bytes);
   void do_read(core::ConnectionId id);
   void start_call(ServerConn& sc, const core::action::CallPlugin& cp);
   void complete_call(core::ConnectionId id, core::SlotId slot, core::PluginCall call);

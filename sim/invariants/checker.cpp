@@ -66,6 +66,7 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
   Conn& c = observe(id, now, "input", in);
   c.ignored_disconnect_step = false;
   check_pending_force(c, now);
+  check_pending_tls_close(c, now);
   check_pending_refusal(c, now);
   std::visit(
       [&](const auto& v) {
@@ -84,8 +85,11 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
         } else if constexpr (std::is_same_v<T, core::input::GateOpened>) {
           gate_opened(c);
         } else if constexpr (std::is_same_v<T, core::input::ShutdownRequested> ||
+                             std::is_same_v<T, core::input::ShutdownForced> ||
                              std::is_same_v<T, core::input::DisconnectRequested>) {
           shutdown_input(c, now, in);
+        } else if constexpr (std::is_same_v<T, core::input::TlsDone>) {
+          tls_input(c, now, in);
         }
       },
       in);
@@ -94,6 +98,7 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
 
 void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const core::Action& act) {
   Conn& c = observe(id, now, "action", act);
+  tls_action(c, now, act);  // first: it judges a Close before shutdown_action records it
   shutdown_action(c, now, act);
   if (const auto* send = std::get_if<core::action::Send>(&act)) {
     ++c.unacked_sends;

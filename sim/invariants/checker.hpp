@@ -50,6 +50,8 @@ struct CheckerConfig {
   bool check_disk = true;
   // The driver serves a graceful shutdown (false: only connection-level checks).
   bool server_level = true;
+  // The server's --tls mode (ConnectionConfig::tls).
+  core::TlsMode tls = core::TlsMode::off;
 };
 
 class InvariantChecker {
@@ -105,6 +107,13 @@ class InvariantChecker {
   void shutdown_action(Conn& c, core::Instant now, const core::Action& act);
   void check_pending_force(Conn& c, core::Instant now);
   void process_client_events(Conn& c, core::Instant now, std::vector<wire::ClientStreamDecoder::Event>& evs);
+  // tls.cpp
+  bool tls_required_now(const Conn& c) const;
+  void tls_input(Conn& c, core::Instant now, const core::Input& in);
+  void tls_action(Conn& c, core::Instant now, const core::Action& act);
+  void tls_option_reply(Conn& c, core::Instant now, std::uint32_t option, std::uint32_t type, bool final_reply);
+  void tls_call(Conn& c, core::Instant now, const core::action::CallPlugin& cp);
+  void check_pending_tls_close(Conn& c, core::Instant now);
   // liveness.cpp
   void update_idle(Conn& c, core::Instant now);
   // gate.cpp

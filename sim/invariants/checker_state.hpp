@@ -77,6 +77,13 @@ struct InvariantChecker::Conn {
   bool graceful = false;          // transmission: no new command may start
   bool force = false;             // an effective DisconnectRequested{true}
   bool force_wants_close = false; // Close{abort} must follow before the next input
+  bool shutdown_forced = false;   // input::ShutdownForced observed
+  bool forced_shutdown_wants_close = false;  // ...and its Close{abort} is owed before the next input
+  // TLS (tls.cpp)
+  bool tls_handshaking = false;   // action::StartTls emitted, TlsDone not yet fed
+  bool tls_up = false;            // TlsDone{ok}
+  bool tls_failed = false;        // TlsDone{false}
+  bool tls_fail_wants_close = false;  // its Close{abort} is owed before the next input
   bool close_emitted = false, aborted = false, finished = false;
   bool peer_closed = false, send_failed = false, disc = false;
   bool transmission = false;

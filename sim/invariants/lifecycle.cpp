@@ -74,6 +74,7 @@ void InvariantChecker::lifecycle_action(Conn& c, core::Instant now, const core::
   if (rc.lifecycle) {
     lifecycle_call(c, now, *cp);
     handshake_call(c, now, *cp);
+    tls_call(c, now, *cp);
   } else {
     const bool go_handle_open = c.handle == Conn::Handle::open && (c.transmission || c.wire_broken);
     if (!go_handle_open) fail("INV-DATA-CALL-WINDOW", c.id, now, "data call without the GO'd handle open");

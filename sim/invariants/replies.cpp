@@ -149,6 +149,7 @@ void InvariantChecker::server_bytes(Conn& c, core::Instant now, std::span<const 
       case K::export_block: {
         if (!c.options.empty() && c.options.front().after_shutdown)
           fail("INV-HANDSHAKE-SHUTDOWN", c.id, now, "EXPORT_NAME served after shutdown was requested");
+        if (tls_required_now(c)) fail("INV-TLS-REQUIRED-SILENCE", c.id, now, "EXPORT_NAME served before TLS");
         check_export_block(c, now, ev);
         served_export(c);
         if (!c.options.empty()) c.options.pop_front();
@@ -179,6 +180,7 @@ void InvariantChecker::on_option_reply(Conn& c, core::Instant now, const wire::S
   const bool after_shutdown = c.options.front().after_shutdown;
   check_option_size_answer(c, now, ev.type);
   check_option_answer(c, now, ev);
+  tls_option_reply(c, now, option, ev.type, ev.final_reply);
   if (after_shutdown && option != wire::opt::abort && ev.type != wire::rep::err_shutdown)
     fail("INV-HANDSHAKE-SHUTDOWN", c.id, now,
          std::string(wire::option_name(option)) + " received after shutdown answered type " + std::to_string(ev.type) +

@@ -1,7 +1,10 @@
 // Family "shutdown": what a graceful or forced disconnect may and may not do.
 //   INV-FORCE-CLOSES          an effective DisconnectRequested{true} is followed by Close{abort}
 //                             before the next input
-//   INV-FORCE-SILENCE         after DisconnectRequested{true} (or any Close{abort}) not one more Send
+//   INV-FORCE-SILENCE         after DisconnectRequested{true}, ShutdownForced (or any Close{abort})
+//                             not one more Send
+//   INV-FORCED-SHUTDOWN-CLOSES  ShutdownForced (the server's second signal) is followed by
+//                             Close{abort} before the next input, in any phase, handshake included
 //   INV-NO-SEND-AFTER-CLOSE   no Send after any Close
 //   INV-CLOSE-ONCE            Close is emitted at most once, except that a flush_then_close may
 //                             be escalated to abort once
@@ -25,6 +28,13 @@ bool has_queued_request(const InvariantChecker::Conn& c) {
 }  // namespace
 
 void InvariantChecker::check_pending_force(Conn& c, core::Instant now) {
+  if (c.forced_shutdown_wants_close) {
+    c.forced_shutdown_wants_close = false;
+    if (!c.aborted)
+      fail("INV-FORCED-SHUTDOWN-CLOSES", c.id, now,
+           std::string("ShutdownForced ") + (c.transmission ? "in transmission" : "in the handshake") +
+               " was not followed by Close{abort}");
+  }
   if (!c.force_wants_close) return;
   c.force_wants_close = false;
   if (!c.close_emitted)
@@ -32,6 +42,16 @@ void InvariantChecker::check_pending_force(Conn& c, core::Instant now) {
 }
 
 void InvariantChecker::shutdown_input(Conn& c, core::Instant now, const core::Input& in) {
+  if (std::holds_alternative<core::input::ShutdownForced>(in)) {
+    // Everything a graceful shutdown means, then the force, in any phase.
+    shutdown_input(c, now, core::input::ShutdownRequested{});
+    marks_.hit(c.transmission ? "shutdown_forced_in_transmission" : "shutdown_forced_in_handshake");
+    if (!c.running.empty()) marks_.hit("shutdown_forced_with_running_call");
+    c.shutdown_forced = true;
+    c.force = true;  // INV-FORCE-SILENCE and INV-FORCE-DROPS-QUEUED hold from here
+    if (!c.close_emitted || !c.aborted) c.forced_shutdown_wants_close = true;
+    return;
+  }
   if (std::holds_alternative<core::input::ShutdownRequested>(in)) {
     handshake_shutdown(c, now);
     c.shutdown_seen = true;
@@ -97,6 +117,8 @@ void InvariantChecker::shutdown_action(Conn& c, core::Instant now, const core::A
     if (c.close_emitted) marks_.hit("close_escalated_to_abort");
     if (c.force_wants_close && close->mode != core::CloseMode::abort)
       fail("INV-FORCE-CLOSES", c.id, now, "forced disconnect closed with flush_then_close");
+    if (c.forced_shutdown_wants_close && close->mode != core::CloseMode::abort)
+      fail("INV-FORCED-SHUTDOWN-CLOSES", c.id, now, "forced shutdown closed with flush_then_close");
     c.force_wants_close = false;
     handshake_close(c, now, *close);
     c.close_emitted = true;

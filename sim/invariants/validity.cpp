@@ -140,6 +140,8 @@ void InvariantChecker::check_option_size_answer(Conn& c, core::Instant now, std:
       marks_.hit("option_over_limit_too_big");
     } else if (type == wire::rep::err_shutdown && c.shutdown_seen) {
       marks_.hit("option_over_limit_err_shutdown");
+    } else if (type == wire::rep::err_tls_reqd && tls_required_now(c)) {
+      marks_.hit("option_over_limit_err_tls_reqd");
     } else {
       fail("INV-OPTION-TOO-BIG", c.id, now,
            std::string(wire::option_name(o.option)) + " longer than the option limit was answered type " +

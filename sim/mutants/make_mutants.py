@@ -205,6 +205,38 @@ MUTANTS = [
          "(aborted_ || unacked_.empty())",
          "unacked_.empty()"),
     ]),
+    # issue 27: the server's forced shutdown
+    ("m37-forced-shutdown-waits-in-handshake", "a second signal only drains a connection still in the handshake (it waits for the grace period)", [
+        ("core/connection.cpp",
+         "                   begin_draining();\n                   abort(EndReason::shutdown_forced);",
+         "                   begin_draining();\n                   if (phase_ == Phase::transmission) abort(EndReason::shutdown_forced);"),
+    ]),
+    # issue 24: STARTTLS and the TLS modes
+    ("m38-tls-required-lets-list-through", "with --tls=require, NBD_OPT_LIST is answered before TLS", [
+        ("core/handshake.cpp",
+         "    case nbd::Opt::starttls: handle_starttls(data); return;\n    case nbd::Opt::export_name: abort(EndReason::tls_required); return;",
+         "    case nbd::Opt::starttls: handle_starttls(data); return;\n    case nbd::Opt::list: handle_list(data); return;\n    case nbd::Opt::export_name: abort(EndReason::tls_required); return;"),
+    ]),
+    ("m39-tls-failure-closes-gracefully", "a failed TLS handshake closes with flush_then_close instead of abort", [
+        ("core/handshake.cpp",
+         "    abort(EndReason::tls_failed);",
+         "    begin_closing(EndReason::tls_failed);"),
+    ]),
+    ("m40-starttls-twice-accepted", "a second STARTTLS once TLS is up is acknowledged and starts TLS again", [
+        ("core/handshake.cpp",
+         "  if (tls_up_) return option_error(nbd::Rep::err_invalid, \"TLS is already on\");\n",
+         ""),
+    ]),
+    ("m41-tls-keeps-structured-replies", "structured replies negotiated before STARTTLS survive it", [
+        ("core/handshake.cpp",
+         "  structured_ = false;\n  extended_ = false;\n  meta_selected_ = false;",
+         "  extended_ = false;\n  meta_selected_ = false;"),
+    ]),
+    ("m42-tls-reqd-after-tls", "with --tls=require, options are still refused ERR_TLS_REQD after TLS is up", [
+        ("core/connection_impl.hpp",
+         "return config_.tls == TlsMode::require && !tls_up_;",
+         "return config_.tls == TlsMode::require;"),
+    ]),
 ]
 
 

@@ -129,7 +129,7 @@ struct Harness {
   // greeting is out when the constructor returns (and clear it from `history`).
   explicit Harness(TestExports cat = default_catalog(), Limits lim = Limits{},
                    ThreadModel model = ThreadModel::parallel, CallGate* gate = nullptr, ConnectionId id = 1,
-                   bool answer_preconnect = true)
+                   bool answer_preconnect = true, TlsMode tls = TlsMode::off)
       : catalog(std::move(cat)) {
     ConnectionConfig cfg;
     cfg.id = id;
@@ -138,6 +138,7 @@ struct Harness {
     cfg.read_only = catalog.read_only;
     cfg.thread_model = model;
     cfg.gate = gate;
+    cfg.tls = tls;
     conn = std::make_unique<Connection>(cfg);
     disk.assign(catalog.exports[0].size_bytes > (64u << 20) ? 0 : catalog.exports[0].size_bytes, std::byte{0});
     drain();
@@ -185,6 +186,10 @@ struct Harness {
         ++closes;
         if (cl->mode == CloseMode::abort) closed_abort = true;
         else closed_flush = true;
+      } else if (auto* t = std::get_if<action::StartTls>(&*act)) {
+        EXPECT_FALSE(finished);
+        ++tls_starts;
+        tls_early.assign(t->early.begin(), t->early.end());
       } else {
         EXPECT_FALSE(finished) << "Finished twice";
         finished = true;
@@ -343,6 +348,8 @@ struct Harness {
   bool closed_abort = false;
   bool closed_flush = false;
   bool finished = false;
+  int tls_starts = 0;  // action::StartTls seen
+  Bytes tls_early;     // the early bytes of the last one
   std::uint16_t eflags = 0;
   Bytes disk;
   std::uint64_t extent_bytes = 65536;
