@@ -239,6 +239,42 @@ TEST_F(DriverContract, PluginForcedDisconnectSendsNoReply) {
   EXPECT_EQ(r->error, 0u);
 }
 
+// The plugin's disconnect(true) is fed to the core with its call's completion, before the
+// PluginDone (issue 27): never a reply to the read that asked for it, whether the read ran
+// inline on the I/O thread (a nonblocking plugin) or on a worker. Repeated, because the old
+// design (a posted input racing the completion) passed most runs by timing alone.
+class ForcedDisconnectPath : public DriverContract, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(ForcedDisconnectPath, NoReplyToTheCallThatForced) {
+  start(ServerConfig{}, /*lending (inline calls)=*/GetParam());
+  for (int i = 0; i < 25; ++i) {
+    RawClient c = connect_ready();
+    ASSERT_TRUE(c.send_request(nbdc::cmd_read, 11, force_offset, 4096));
+    EXPECT_FALSE(c.read_reply(3000)) << "round " << i;
+    EXPECT_TRUE(c.wait_closed(3000));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(InlineAndWorker, ForcedDisconnectPath, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Inline" : "Worker"; });
+
+// A second shutdown request forces connections still in the handshake too (issue 27): they
+// close at once instead of waiting for the handshake timeout.
+TEST_F(DriverContract, SecondShutdownClosesAConnectionInTheHandshakeAtOnce) {
+  start();
+  RawClient c;
+  ASSERT_TRUE(c.connect_unix(socket_path_));
+  std::vector<std::uint8_t> greeting(18);
+  ASSERT_TRUE(c.read_exact(greeting.data(), greeting.size()));  // then silence: no client flags
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->request_shutdown();
+  server_->request_shutdown();
+  EXPECT_TRUE(c.wait_closed(3000));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms) << "not the grace period (1 s) nor the handshake timeout";
+  ASSERT_TRUE(stopped_within(5s));
+  EXPECT_EQ(result_.get(), 0);
+}
+
 TEST_F(DriverContract, PluginGracefulDisconnectRepliesThenRefuses) {
   start();
   RawClient c = connect_ready();
