@@ -11,6 +11,7 @@
 #include "net/busy_poll.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
+#include "net/session_tap.hpp"
 #include "net/worker_pool.hpp"
 #include "plugins/nbdkit/connection_events.hpp"
 
@@ -45,9 +46,16 @@ ConnectionSession::Completion ConnectionSession::completed(core::SlotId slot, in
   return c;
 }
 
+// Worker path: each input fed, then its actions drained (the driver contract).
 void ConnectionSession::feed_completion(const Completion& c) {
-  if (c.disconnect != 0 && !finished_) handle(core::input::DisconnectRequested{c.disconnect == 2});
-  if (!finished_) handle(c.done);
+  if (c.disconnect != 0) feed_one(core::input::DisconnectRequested{c.disconnect == 2});
+  feed_one(c.done);
+}
+
+// Inline path: queued, fed one at a time by drain_actions once the actions before are run.
+void ConnectionSession::queue_inline(const Completion& c) {
+  if (c.disconnect != 0) inline_inputs_.push_back(core::input::DisconnectRequested{c.disconnect == 2});
+  inline_inputs_.push_back(c.done);
 }
 
 ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Stream> stream,
@@ -57,9 +65,11 @@ ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Strea
       id_(config.id),
       conn_(config),
       context_(context),
+      tap_(session_tap()),
       timer_(strand) {
   plugin_state_.id = config.id;
   plugin_state_.readonly = config.read_only;
+  if (tap_) tap_->on_connection(config, context_.host.plugin().name());
 }
 
 ConnectionSession::~ConnectionSession() {
@@ -101,6 +111,7 @@ void ConnectionSession::feed_one(const core::Input& input) {
 
 void ConnectionSession::handle(const core::Input& input) {
   if (log::verbose()) log("in ", core::describe(input));
+  if (tap_) tap_->on_input(id_, input);
   conn_.handle(now(), input);
 }
 
@@ -108,16 +119,20 @@ void ConnectionSession::drain_actions() {
   while (!finished_) {
     auto action = conn_.next_action();
     if (!action) {
-      if (inline_done_.empty()) break;
-      inline_batch_.swap(inline_done_);  // both vectors keep their capacity: no allocation
-      for (const auto& done : inline_batch_) {
-        if (finished_) break;
-        feed_completion(done);
+      if (inline_head_ == inline_inputs_.size()) {
+        inline_inputs_.clear();  // keeps its capacity: no allocation
+        inline_head_ = 0;
+        if (tap_ && !finished_) tap_->on_status(id_, conn_.status());
+        break;
       }
-      inline_batch_.clear();
+      // One input, then drain what it produced, as the contract asks; calls it starts
+      // inline queue their completions behind the rest.
+      const core::Input next = inline_inputs_[inline_head_++];
+      handle(next);
       continue;
     }
     if (log::verbose()) log("act", core::describe(*action));
+    if (tap_) tap_->on_action(id_, *action);
     execute(*action);
   }
 }
@@ -262,7 +277,7 @@ void ConnectionSession::do_call(const core::action::CallPlugin& call) {
     const bool lend = context_.lend_reads && call.call.kind == core::CallKind::pread &&
                       call.call.count >= loan_bytes_min && !stream_closed_;
     const int err = lend ? run_lent_read(call) : run_call(call.call);
-    inline_done_.push_back(completed(call.slot, err));
+    queue_inline(completed(call.slot, err));
     return;
   }
   context_.workers->submit(
@@ -332,11 +347,7 @@ void ConnectionSession::feed_worker_done() {
     const std::lock_guard lock(worker_done_mutex_);
     worker_batch_.swap(worker_done_);  // both keep their capacity: no allocation
   }
-  for (const auto& done : worker_batch_) {
-    if (finished_) break;
-    feed_completion(done);
-    drain_actions();
-  }
+  for (const auto& done : worker_batch_) feed_completion(done);
   worker_batch_.clear();
   kick();
 }

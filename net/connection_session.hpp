@@ -20,6 +20,7 @@ namespace nbdd::net {
 
 class WorkerPool;
 class TlsContext;  // net/tls_context.hpp
+class SessionTap;  // net/session_tap.hpp
 
 // What a session needs from the server. Outlives every session.
 struct SessionContext {
@@ -95,6 +96,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   };
   Completion completed(core::SlotId slot, int err);  // after the call, on its thread
   void feed_completion(const Completion& c);        // strand: the disconnect, then PluginDone
+  void queue_inline(const Completion& c);           // strand: the same, fed by drain_actions
   void on_worker_done(const Completion& c);  // on a worker thread
   void feed_worker_done();                          // on the strand
   void do_close();
@@ -115,6 +117,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   core::Connection conn_;
   plugin::ConnectionPluginState plugin_state_;
   SessionContext& context_;
+  SessionTap* tap_;  // nbdd-checked's checker (net/session_tap.hpp); null in nbdd
   boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                     boost::asio::wait_traits<std::chrono::steady_clock>, Strand>
       timer_;
@@ -153,8 +156,8 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   bool finished_ = false;
   // Completions of data calls run inline on the strand, fed once the actions that
   // started them are drained (the core is never re-entered from next_action()).
-  std::vector<Completion> inline_done_;
-  std::vector<Completion> inline_batch_;
+  std::vector<core::Input> inline_inputs_;  // [inline_head_, end) not yet fed
+  std::size_t inline_head_ = 0;
   // Completions of calls run on workers. A worker posts to the strand only when it finds the
   // list empty, so calls that finish together cost one hand-off (one wake-up), not one each.
   std::mutex worker_done_mutex_;

@@ -52,6 +52,9 @@ struct CheckerConfig {
   bool server_level = true;
   // The server's --tls mode (ConnectionConfig::tls).
   core::TlsMode tls = core::TlsMode::off;
+  // INV-GRACE-DEADLINE's allowance beyond Limits::grace_period: virtual time is exact; a real
+  // daemon's timers (nbdd-checked) fire late on a loaded machine.
+  core::Duration grace_slack = core::Duration::from_ms(10);
 };
 
 class InvariantChecker {

@@ -1,16 +1,12 @@
 // Family "liveness": INV-GRACE-DEADLINE — once a connection is ending gracefully (draining
 // in transmission, or shut down during the handshake) and nothing is in flight (no request
 // unanswered, no plugin call running, no Send unacknowledged, no option unanswered), it
-// must emit Close within Limits::grace_period (+ grace_slack). The world's own liveness
+// must emit Close within Limits::grace_period (+ CheckerConfig::grace_slack). The world's own liveness
 // check (every connection finished and Exit within a bound once faults stop) is in
 // sim/world.cpp and reports pending_summary().
 #include "sim/invariants/checker_state.hpp"
 
 namespace nbdd::sim {
-
-namespace {
-constexpr core::Duration grace_slack = core::Duration::from_ms(10);
-}
 
 void InvariantChecker::update_idle(Conn& c, core::Instant now) {
   const bool ending = c.graceful || (c.shutdown_seen && !c.transmission);
@@ -34,6 +30,7 @@ void InvariantChecker::on_time(core::Instant now) {
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;
     if (!c.idle_since || c.close_emitted || c.grace_reported) continue;
+    const core::Duration grace_slack = config_.grace_slack;
     const core::Instant limit = *c.idle_since + config_.limits.grace_period + grace_slack;
     if (now > limit) {
       c.grace_reported = true;

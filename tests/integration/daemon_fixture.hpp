@@ -175,7 +175,8 @@ class Daemon {
       }
     }
     const std::string err = stderr_text();
-    for (const char* bad : {"ThreadSanitizer", "AddressSanitizer", "runtime error:", "assertion failed"})
+    for (const char* bad : {"ThreadSanitizer", "AddressSanitizer", "runtime error:", "assertion failed",
+                            "nbdd-checked: VIOLATION"})
       if (err.find(bad) != std::string::npos) ADD_FAILURE() << tag_ << " reported: " << err;
   }
 
