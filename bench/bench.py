@@ -138,9 +138,11 @@ class Server:
         self.port = None
 
     def uri(self):
+        # BENCH_TLS (bench/tls.sh): nbds, the client certificates from $HOME/.pki/libnbd
+        scheme = "nbds" if self.cfg["tls"] else "nbd"
         if self.transport == "unix":
-            return f"nbd+unix:///?socket={self.sock}"
-        return f"nbd://127.0.0.1:{self.port}/"
+            return f"{scheme}+unix:///?socket={self.sock}"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
     def command(self):
         if self.transport == "unix":
@@ -148,6 +150,9 @@ class Server:
         else:
             self.port = free_port()
             where_nbdkit = ["-i", "127.0.0.1", "-p", str(self.port)]
+        if self.cfg["tls"]:  # the same certificate directory for every server (nbdkit's layout)
+            tls_dir = os.path.join(self.cfg["tls"], "server")
+            where_nbdkit += ["--tls=require", f"--tls-certificates={tls_dir}"]
         if self.name == "nbdd":
             return [self.cfg["nbdd"], "-f", *self.cfg["nbdd_args"], *where_nbdkit, "memory", "1G"]
         if self.name == "nbdd-hosted":
@@ -161,6 +166,9 @@ class Server:
             with open(self.image, "wb") as f:
                 f.truncate(GiB)
             where = ["-k", self.sock] if self.transport == "unix" else ["-b", "127.0.0.1", "-p", str(self.port)]
+            if self.cfg["tls"]:
+                where += ["--object", f"tls-creds-x509,id=tls0,dir={self.cfg['tls']}/server,endpoint=server",
+                          "--tls-creds=tls0"]
             # -t: keep serving after the last client; -e: allow the 8-connection workloads
             shared = str(self.cfg.get("qemu_shared", 64))
             return ["qemu-nbd", "-t", "-e", shared, "-f", "raw", *self.cfg["qemu_args"], *where, self.image]
@@ -344,6 +352,8 @@ def server_config(servers):
         nbdkit_args=os.environ.get("NBDKIT_ARGS", "").split(),
         qemu_args=os.environ.get("QEMU_NBD_ARGS", "").split(),
         tmpfs=os.environ.get("BENCH_TMPFS", "/dev/shm"),
+        # BENCH_TLS=DIR (set by bench/tls.sh): DIR/server holds the server certificates
+        tls=os.environ.get("BENCH_TLS", ""),
     )
 
 def main():

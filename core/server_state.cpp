@@ -18,22 +18,49 @@ void ServerState::finished(ConnectionId id) {
   advance();
 }
 
+void ServerState::enter(ServerPhase next) {
+  // Only forward, one step at a time.
+  NBDD_ASSERT(static_cast<int>(next) == static_cast<int>(phase_) + 1);
+  phase_ = next;
+}
+
+void ServerState::shutdown_requested(Instant now) {
+  if (phase_ == ServerPhase::accepting) grace_ends_ = now + grace_period_;
+  shutdown_requested();
+}
+
 void ServerState::shutdown_requested() {
   if (phase_ == ServerPhase::accepting) {
-    phase_ = ServerPhase::draining;
+    enter(ServerPhase::draining);
     actions_.push_back(server_action::StopAccepting{});
     for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, false});
   } else if (phase_ == ServerPhase::draining && !forced_) {
-    forced_ = true;  // a second request: stop waiting for anyone
-    for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, true});
+    force();  // a second request: stop waiting for anyone
   }
   advance();
+}
+
+void ServerState::force() {
+  NBDD_ASSERT(phase_ == ServerPhase::draining && !forced_);
+  forced_ = true;
+  for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, true});
+}
+
+std::optional<Instant> ServerState::deadline() const {
+  if (phase_ != ServerPhase::draining || forced_ || live_.empty()) return std::nullopt;
+  return grace_ends_;
+}
+
+void ServerState::on_deadline(Instant now) {
+  const auto due = deadline();
+  if (!due || now < *due) return;
+  force();  // the grace period ran out with connections still live
 }
 
 // Unload only once the last connection (and so its plugin close) finished.
 void ServerState::advance() {
   if (phase_ == ServerPhase::draining && live_.empty() && !unload_emitted_) {
-    phase_ = ServerPhase::unloading;
+    enter(ServerPhase::unloading);
     unload_emitted_ = true;
     actions_.push_back(server_action::Unload{});
   }
@@ -41,7 +68,7 @@ void ServerState::advance() {
 
 void ServerState::unload_done() {
   NBDD_ASSERT(phase_ == ServerPhase::unloading);
-  phase_ = ServerPhase::done;
+  enter(ServerPhase::done);
   if (!exit_emitted_) {
     exit_emitted_ = true;
     actions_.push_back(server_action::Exit{});

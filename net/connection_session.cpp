@@ -9,6 +9,8 @@
 #include "core/assert.hpp"
 #include "core/overloaded.hpp"
 #include "net/busy_poll.hpp"
+#include "net/call_log.hpp"
+#include "net/exit_watchdog.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "net/session_tap.hpp"
@@ -253,7 +255,21 @@ void ConnectionSession::on_write(const boost::system::error_code& ec, std::size_
   kick();
 }
 
-int ConnectionSession::run_call(const core::PluginCall& call) { return logged(context_.host.run(plugin_state_, call)); }
+int ConnectionSession::run_call(const core::PluginCall& call) {
+  int err = 0;
+  {
+    const RunningCall running(id_, call.kind);  // named in the exit watchdog's report if it never returns
+    err = context_.host.run(plugin_state_, call);
+  }
+  log_call(call, err);
+  return logged(err);
+}
+
+// -v: the call with its arguments and result, as nbdkit's debug output shows it.
+void ConnectionSession::log_call(const core::PluginCall& call, int err) const {
+  if (!log::verbose()) return;
+  log::debug("conn=" + std::to_string(id_) + " " + describe_plugin_call(context_.host.plugin().name(), call, err));
+}
 
 int ConnectionSession::logged(int err) {
   if (err == 0) return 0;
@@ -290,7 +306,12 @@ int ConnectionSession::run_lent_read(const core::action::CallPlugin& call) {
   if (!loans_[index]) loans_[index] = std::make_unique<SlotLoan>();  // once per slot
   SlotLoan& held = *loans_[index];
   give_back(held);  // a loan whose reply was never sent (the slot was freed unanswered)
-  const int err = context_.host.lend(plugin_state_, call.call, held.loan);
+  int err = 0;
+  {
+    const RunningCall running(id_, call.call.kind);
+    err = context_.host.lend(plugin_state_, call.call, held.loan);
+  }
+  if (err != ENOTSUP) log_call(call.call, err);
   if (err == ENOTSUP) return run_call(call.call);
   if (err != 0) return logged(err);
   held.buffer = call.call.buffer.first(static_cast<std::size_t>(call.call.count));

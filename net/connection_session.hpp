@@ -106,6 +106,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void do_start_tls(std::span<const std::byte> early);
   int run_call(const core::PluginCall& call);  // the plugin call, its error logged
   int logged(int err);                          // logs a failed call's error, returns it
+  void log_call(const core::PluginCall& call, int err) const;  // -v: the call and its result
   void handle(const core::Input& input);       // conn_.handle(), logged with -v
   void arm_timer();
   void on_timer(const boost::system::error_code& ec, std::uint64_t generation);

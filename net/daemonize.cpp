@@ -1,15 +1,30 @@
 #include "net/daemonize.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace nbdd::net {
+namespace {
+using group_t = struct group;
+
+bool parse_id(const std::string& text, std::uint64_t& out) {
+  if (text.empty() || text[0] == '-') return false;
+  char* end = nullptr;
+  errno = 0;
+  out = std::strtoull(text.c_str(), &end, 10);
+  return errno == 0 && *end == '\0' && out < 0xffffffffu;
+}
+}  // namespace
 
 std::string daemonize(boost::asio::io_context& ioc, int& ready_fd) {
   int fds[2];
@@ -69,6 +84,43 @@ std::string write_pidfile(const std::string& path) {
 std::string exit_with_parent() {
   if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return std::string("prctl: ") + std::strerror(errno);
   if (::getppid() == 1) ::raise(SIGTERM);  // the parent is already gone
+  return {};
+}
+
+std::string change_user(const std::optional<std::string>& user, const std::optional<std::string>& group) {
+  if (!user && !group) return {};
+  // Names first, then numbers (nbdkit's rule), resolved before anything changes.
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<gid_t> user_gid;
+  if (user) {
+    errno = 0;
+    if (const passwd* pw = ::getpwnam(user->c_str())) {
+      uid = pw->pw_uid;
+      user_gid = pw->pw_gid;
+    } else {
+      std::uint64_t n = 0;
+      if (!parse_id(*user, n)) return "-u: " + *user + " is not a valid user name or uid";
+      uid = static_cast<uid_t>(n);
+    }
+  }
+  if (group) {
+    if (const group_t* gr = ::getgrnam(group->c_str())) {
+      gid = gr->gr_gid;
+    } else {
+      std::uint64_t n = 0;
+      if (!parse_id(*group, n)) return "-g: " + *group + " is not a valid group name or gid";
+      gid = static_cast<gid_t>(n);
+    }
+  }
+  // Without -g, a user's own primary group replaces root's (nbdkit keeps the old group; a
+  // daemon that gives up root should not keep gid 0). Only root may change groups at all.
+  if (!gid && user_gid && ::geteuid() == 0) gid = user_gid;
+  if (gid) {
+    if (::setgid(*gid) != 0) return "-g: setgid(" + std::to_string(*gid) + "): " + std::strerror(errno);
+    if (::setgroups(1, &*gid) != 0) return "-g: setgroups: " + std::string(std::strerror(errno));
+  }
+  if (uid && ::setuid(*uid) != 0) return "-u: setuid(" + std::to_string(*uid) + "): " + std::strerror(errno);
   return {};
 }
 

@@ -2,6 +2,7 @@
 // --exit-with-parent.
 #pragma once
 #include <boost/asio/io_context.hpp>
+#include <optional>
 #include <string>
 
 namespace nbdd::net {
@@ -18,5 +19,8 @@ std::string check_pidfile_writable(const std::string& path);
 std::string write_pidfile(const std::string& path);
 // SIGTERM when the parent exits (prctl PR_SET_PDEATHSIG), as nbdkit does.
 std::string exit_with_parent();
+// -u USER / -g GROUP (names or numbers): after listening, before serving, as nbdkit. Without
+// -g the user's primary group is taken (and supplementary groups dropped). "" or a message.
+std::string change_user(const std::optional<std::string>& user, const std::optional<std::string>& group);
 
 }  // namespace nbdd::net

@@ -14,6 +14,7 @@ std::atomic<bool> verbose_on{false};
 std::atomic<Sink> sink_kind{Sink::stderr_sink};
 
 void write(int priority, std::string_view line) {
+  if (sink_kind.load() == Sink::null_sink) return;
   if (sink_kind.load() == Sink::syslog_sink) {
     syslog(priority, "%.*s", static_cast<int>(line.size()), line.data());
     return;

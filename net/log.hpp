@@ -5,7 +5,8 @@
 
 namespace nbdd::net::log {
 
-enum class Sink { stderr_sink, syslog_sink };
+// null_sink: --log=null, every line (errors too) is dropped, as nbdkit's.
+enum class Sink { stderr_sink, syslog_sink, null_sink };
 
 void configure(Sink sink, bool verbose);
 bool verbose();

@@ -1,115 +1,66 @@
+// The command-line parser: glibc getopt_long's rules (permutation, `--`, bundled short
+// options, attached or separate values, unambiguous long prefixes) over nbdkit 1.32's option
+// table plus nbdd's own options. What each option does is in options_apply.cpp.
 #include "net/options.hpp"
 
-#include "nbdd_version.hpp"  // generated: cmake/version.cmake
-
 #include <charconv>
+#include <cstdlib>
 #include <cstdint>
 #include <string_view>
+
+#include "net/options_table.hpp"
 
 namespace nbdd::net {
 namespace {
 
-bool parse_unsigned(std::string_view text, std::uint64_t max, std::uint64_t& out) {
-  if (text.empty()) return false;
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc{} && ptr == end && out <= max;
-}
-
-// Options that take a value; the rest are flags.
-struct Spec {
-  char short_name;  // 0 = long only
-  std::string_view long_name;
-  bool takes_value;
-};
-
-constexpr Spec specs[] = {
-    {'f', "foreground", false},   {'r', "readonly", false},   {'s', "single", false},
-    {'v', "verbose", false},      {'V', "version", false},    {'n', "newstyle", false},
-    {'o', "oldstyle", false},     {'e', "exportname", true},  {'t', "threads", true},
-    {'p', "port", true},          {'i', "ipaddr", true},      {'U', "unix", true},
-    {'P', "pidfile", true},       {'D', "debug", true},       {0, "run", true},
-    {0, "exit-with-parent", false}, {0, "log", true},         {0, "dump-plugin", false},
-    {0, "help", false},           {0, "max-connections", true}, {0, "grace-period", true},
-    {0, "handshake-timeout", true}, {0, "filter", true},      {0, "tls", true},
-    {0, "busy-poll", true},
-};
-
-const Spec* find_short(char c) {
-  for (const auto& s : specs)
+const OptionSpec* find_short(char c) {
+  for (const auto& s : option_table())
     if (s.short_name == c) return &s;
   return nullptr;
 }
-const Spec* find_long(std::string_view name) {
-  for (const auto& s : specs)
+
+// glibc's matching: an exact name wins; otherwise every option the prefix starts must be the
+// same option (aliases such as --export/--export-name/--exportname count as one). One rule
+// more, so that nbdd's own options take no abbreviation away from nbdkit's users: when the
+// prefix is ambiguous only because of nbdd's options, nbdkit's option wins (`--exit` is
+// --exit-with-parent, as in nbdkit, although --exit-timeout also starts with it).
+const OptionSpec* find_long(std::string_view name, std::string& error) {
+  const OptionSpec* found = nullptr;
+  const OptionSpec* found_nbdkit = nullptr;
+  bool ambiguous = false, ambiguous_nbdkit = false;
+  std::string candidates;
+  for (const auto& s : option_table()) {
     if (s.long_name == name) return &s;
-  return nullptr;
+    if (s.long_name.substr(0, name.size()) != name) continue;
+    candidates += " '--" + std::string(s.long_name) + "'";
+    if (found && found->id != s.id) ambiguous = true;
+    if (!found) found = &s;
+    if (s.nbdd_only) continue;
+    if (found_nbdkit && found_nbdkit->id != s.id) ambiguous_nbdkit = true;
+    if (!found_nbdkit) found_nbdkit = &s;
+  }
+  if (ambiguous && found_nbdkit && !ambiguous_nbdkit) return found_nbdkit;
+  if (ambiguous) {
+    error = "option '--" + std::string(name) + "' is ambiguous; possibilities:" + candidates;
+    return nullptr;
+  }
+  if (!found) error = "unknown option '--" + std::string(name) + "' (see nbdd --help)";
+  return found;
 }
 
-// Applies one option; returns an error message or "".
-std::string apply(Options& o, const Spec& spec, const std::string& value) {
-  const std::string_view n = spec.long_name;
-  const std::string shown = spec.short_name ? std::string("-") + spec.short_name : "--" + std::string(n);
-  if (n == "foreground") o.foreground = true;
-  else if (n == "readonly") o.readonly = true;
-  else if (n == "single") o.single = true;
-  else if (n == "verbose") o.verbose = true;
-  else if (n == "version") o.version = true;
-  else if (n == "newstyle") {}
-  else if (n == "oldstyle") return "oldstyle protocol (-o) is not supported";
-  else if (n == "exportname") o.exportname = value;
-  else if (n == "threads") {
-    std::uint64_t t = 0;
-    if (!parse_unsigned(value, 1024, t) || t == 0) return shown + ": bad thread count '" + value + "' (1..1024)";
-    o.threads = static_cast<unsigned>(t);
-  } else if (n == "port") {
-    std::uint64_t p = 0;
-    if (!parse_unsigned(value, 65535, p)) return shown + ": bad port '" + value + "'";
-    o.port = value;
-  } else if (n == "ipaddr") o.ipaddr = value;
-  else if (n == "unix") {
-    if (value.empty()) return shown + ": empty socket path";
-    o.unix_path = value;
-  } else if (n == "pidfile") o.pidfile = value;
-  else if (n == "debug") {}  // nbdkit's -D plugin.flag=N: accepted and ignored
-  else if (n == "run") o.run = value;
-  else if (n == "exit-with-parent") o.exit_with_parent = true;
-  else if (n == "log") {
-    if (value == "stderr") o.log = LogDestination::stderr_log;
-    else if (value == "syslog") o.log = LogDestination::syslog_log;
-    else if (value == "default") o.log = LogDestination::automatic;
-    else return "--log: expected stderr, syslog or default, got '" + value + "'";
-  } else if (n == "dump-plugin") o.dump_plugin = true;
-  else if (n == "help") o.help = true;
-  else if (n == "max-connections") {
-    std::uint64_t m = 0;
-    if (!parse_unsigned(value, 1u << 20, m)) return "--max-connections: bad number '" + value + "'";
-    o.max_connections = static_cast<std::size_t>(m);
-  } else if (n == "grace-period" || n == "handshake-timeout") {
-    const auto d = parse_duration(value);
-    if (!d) return "--" + std::string(n) + ": bad duration '" + value + "' (e.g. 1, 1.5, 500ms)";
-    (n == "grace-period" ? o.grace_period : o.handshake_timeout) = *d;
-  } else if (n == "busy-poll") {
-    std::uint64_t us = 0;
-    if (!parse_unsigned(value, 10'000, us)) return "--busy-poll: bad number of microseconds '" + value + "' (0..10000)";
-    o.busy_poll_us = static_cast<unsigned>(us);
-  } else if (n == "filter") {
-    if (value.empty()) return "--filter: empty filter name";
-    o.filters.push_back(value);  // nbdkit's order: the first --filter is the outermost
-  }
-  else if (n == "tls") {
-    if (value != "off") return "--tls: TLS is not supported by nbdd (only --tls=off)";
-  }
-  return {};
-}
-
-// Validates combinations once everything is parsed.
+// Combinations, once everything is parsed (nbdkit's checks after its getopt loop).
 std::string check(const Options& o) {
+  if (o.immediate != ImmediateAction::none) return {};
+  if (o.plugin.empty()) {
+    if (o.help || o.version) return {};
+    if (o.dump_plugin)
+      return "--dump-plugin needs a plugin: 'nbdd PLUGIN --dump-plugin' (for the server itself use --dump-config)";
+    return "no plugin given (usage: nbdd [OPTIONS] PLUGIN [KEY=VALUE...])";
+  }
   if (o.help || o.version) return {};
-  if (o.plugin.empty()) return "no plugin given (usage: nbdd [OPTIONS] PLUGIN [KEY=VALUE...])";
+  if (o.single && o.dump_plugin) return "-s cannot be combined with --dump-plugin";
   if (o.dump_plugin) return {};
-  if (o.single && (o.port || o.ipaddr || o.unix_path))
-    return "-s cannot be combined with -p, -i or -U";
+  if (o.single && (o.port || o.ipaddr || o.unix_path)) return "-s cannot be combined with -p, -i or -U";
   if (o.single && o.run) return "-s cannot be combined with --run";
   // -U together with -p/-i serves both (an nbdd extension; nbdkit allows one).
   return {};
@@ -121,6 +72,13 @@ bool Options::wants_tcp() const {
   if (single) return false;
   if (port || ipaddr) return true;
   return !unix_path && !run;
+}
+
+bool parse_unsigned(std::string_view text, std::uint64_t max, std::uint64_t& out) {
+  if (text.empty()) return false;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc{} && ptr == end && out <= max;
 }
 
 std::optional<core::Duration> parse_duration(const std::string& text) {
@@ -148,13 +106,15 @@ std::optional<core::Duration> parse_duration(const std::string& text) {
   return core::Duration{ns};
 }
 
-ParseResult parse_options(const std::vector<std::string>& args) {
+ParseResult parse_options(const std::vector<std::string>& args, bool posixly_correct) {
   ParseResult r;
   Options& o = r.options;
+  std::vector<std::string> operands;  // the plugin name and its arguments, in order
   std::size_t i = 1;
-  auto take_value = [&](std::string& value, std::string_view shown) -> bool {
+  // The next word as an option's value, whatever it looks like (as getopt).
+  auto next_value = [&](std::string& value, const std::string& shown) -> bool {
     if (i + 1 >= args.size()) {
-      r.error = std::string(shown) + ": option requires an argument";
+      r.error = "option '" + shown + "' requires an argument";
       return false;
     }
     value = args[++i];
@@ -162,39 +122,53 @@ ParseResult parse_options(const std::vector<std::string>& args) {
   };
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--") { ++i; break; }
-    if (a.size() < 2 || a[0] != '-') break;  // the plugin name
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.size() < 2 || a[0] != '-') {  // not an option ("-" alone is a word, as getopt)
+      if (posixly_correct) break;
+      operands.push_back(a);
+      continue;
+    }
     if (a[1] == '-') {
       const auto eq = a.find('=');
       const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-      const Spec* spec = find_long(name);
-      if (!spec) { r.error = "unknown option '--" + name + "' (see nbdd --help)"; return r; }
+      const OptionSpec* spec = find_long(name, r.error);
+      if (!spec) return r;
+      const std::string shown = "--" + std::string(spec->long_name);
       std::string value;
       if (spec->takes_value) {
         if (eq != std::string::npos) value = a.substr(eq + 1);
-        else if (!take_value(value, "--" + name)) return r;
+        else if (!next_value(value, shown)) return r;
       } else if (eq != std::string::npos) {
-        r.error = "option '--" + name + "' takes no argument";
+        r.error = "option '" + shown + "' takes no argument";
         return r;
       }
-      if (r.error = apply(o, *spec, value); !r.error.empty()) return r;
+      if (r.error = apply_option(o, *spec, shown, value); !r.error.empty()) return r;
+      if (o.immediate != ImmediateAction::none) return r;
       continue;
     }
-    for (std::size_t k = 1; k < a.size(); ++k) {  // bundled short flags: -fv, -p10809
-      const Spec* spec = find_short(a[k]);
-      if (!spec) { r.error = std::string("unknown option '-") + a[k] + "' (see nbdd --help)"; return r; }
+    for (std::size_t k = 1; k < a.size(); ++k) {  // bundled short options: -fv, -p10809
+      const OptionSpec* spec = find_short(a[k]);
+      const std::string shown = std::string("-") + a[k];
+      if (!spec) {
+        r.error = "unknown option '" + shown + "' (see nbdd --help)";
+        return r;
+      }
       std::string value;
       if (spec->takes_value) {
         if (k + 1 < a.size()) value = a.substr(k + 1);
-        else if (!take_value(value, std::string("-") + a[k])) return r;
+        else if (!next_value(value, shown)) return r;
         k = a.size();
       }
-      if (r.error = apply(o, *spec, value); !r.error.empty()) return r;
+      if (r.error = apply_option(o, *spec, shown, value); !r.error.empty()) return r;
     }
   }
-  if (i < args.size()) {
-    o.plugin = args[i];
-    o.plugin_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+  operands.insert(operands.end(), args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  if (!operands.empty()) {
+    o.plugin = operands.front();
+    o.plugin_args.assign(operands.begin() + 1, operands.end());
   }
   r.error = check(o);
   return r;
@@ -202,46 +176,7 @@ ParseResult parse_options(const std::vector<std::string>& args) {
 
 ParseResult parse_options(int argc, const char* const* argv) {
   std::vector<std::string> args(argv, argv + argc);
-  return parse_options(args);
-}
-
-std::string version_text() { return "nbdd " NBDD_VERSION " (git " NBDD_GIT_REVISION ")\n"; }
-
-std::string usage_text() {
-  return R"(usage: nbdd [OPTIONS] PLUGIN [[KEY=]VALUE...]
-
-Serve PLUGIN over NBD (options and meanings as nbdkit's).
-
-  -e, --exportname=NAME   name of the default export (also $exportname/$uri for --run)
-      --filter=FILTER     put nbdkit's FILTER (a name in nbdkit's filter directory, or
-                          the path of a .so) in front of the plugin; repeatable, the
-                          first is the outermost (docs/nbdkit-plugins.md)
-  -f, --foreground        do not fork into the background
-  -i, --ipaddr=ADDR       listen on this address only (default: all, IPv4 and IPv6)
-  -p, --port=PORT         TCP port (default 10809)
-  -P, --pidfile=FILE      write the daemon's pid to FILE once listening
-  -r, --readonly          serve every export read-only
-  -s, --single            serve one client on stdin/stdout, then exit
-  -t, --threads=N         plugin worker threads (default 16)
-  -U, --unix=PATH         listen on a Unix socket ('-' = private temporary socket)
-  -v, --verbose           debug log: every input and action of every connection
-  -V, --version           print the version and git revision and exit
-      --run=CMD           captive mode: run CMD ($uri $nbd $unixsocket $port $exportname),
-                          shut down when it exits and exit with its status
-      --exit-with-parent  shut down when the parent process exits
-      --log=stderr|syslog where log lines go (default: stderr in foreground, else syslog)
-      --dump-plugin       print information about PLUGIN and exit
-      --max-connections=N refuse clients beyond N at once (default: unlimited)
-      --grace-period=DUR  graceful disconnect/shutdown: how long an idle client has to
-                          disconnect before it is closed (default 1s; e.g. 500ms, 2.5)
-      --handshake-timeout=DUR  close clients that do not finish the handshake (default 10s)
-      --busy-poll=USEC    I/O threads spin up to USEC microseconds for the next request
-                          before sleeping, adapting to the load: lower latency for
-                          one-at-a-time clients, for more CPU (default 300; 0 = never)
-      --help              this text (with PLUGIN: also the plugin's parameters)
-
-Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.
-)";
+  return parse_options(args, std::getenv("POSIXLY_CORRECT") != nullptr);
 }
 
 }  // namespace nbdd::net

@@ -1,7 +1,10 @@
 // The nbdkit-compatible command line: `nbdd [OPTIONS] PLUGIN [KEY=VALUE...]`.
 // Pure parsing (no I/O, no globals) so tests/net can check every flag.
-// Options come before the plugin name (as nbdkit's getopt "+..." string); everything after
-// it is handed to the plugin verbatim (a bare first argument is its magic key).
+// As nbdkit's getopt_long (its option string has no leading '+'), options may appear
+// anywhere on the line, after the plugin name too (`nbdd file x.img -r`): the words that are
+// not options, in their order, are the plugin name and then its arguments. `--` ends the
+// options; with POSIXLY_CORRECT set, so does the first word that is not an option (glibc's
+// rule). Long options may be abbreviated to any unambiguous prefix (`--fore`).
 #pragma once
 #include <cstddef>
 #include <optional>
@@ -13,7 +16,12 @@
 
 namespace nbdd::net {
 
-enum class LogDestination { automatic, stderr_log, syslog_log };
+enum class LogDestination { automatic, stderr_log, syslog_log, null_log };
+enum class AddressFamily { any, ipv4, ipv6 };  // -4 / -6
+
+// Options that print something and exit at once, when the parser meets them (as nbdkit's
+// getopt loop does): whatever follows is not parsed.
+enum class ImmediateAction { none, dump_config, long_options, short_options };
 
 struct Options {
   bool foreground = false;        // -f
@@ -24,13 +32,19 @@ struct Options {
   bool dump_plugin = false;       // --dump-plugin
   bool help = false;              // --help
   bool version = false;           // -V
+  bool swap = false;              // --swap: mlockall before serving
+  ImmediateAction immediate = ImmediateAction::none;
   std::optional<std::string> exportname;  // -e
-  unsigned threads = 16;                  // -t (nbdkit's default)
+  unsigned threads = 16;                  // -t (nbdkit's default; -t 0 means the default)
   std::optional<std::string> port;        // -p
   std::optional<std::string> ipaddr;      // -i
+  AddressFamily family = AddressFamily::any;  // -4 / -6
   std::optional<std::string> unix_path;   // -U ("-" = private temporary socket)
   std::optional<std::string> pidfile;     // -P
   std::optional<std::string> run;         // --run
+  std::optional<std::string> user;        // -u: after listening, before serving
+  std::optional<std::string> group;       // -g
+  std::vector<std::string> debug_flags;   // -D NAME.FLAG=N, checked for nbdkit's syntax
   LogDestination log = LogDestination::automatic;
   std::size_t max_connections = 0;  // --max-connections (0 = unlimited)
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
@@ -38,6 +52,7 @@ struct Options {
   unsigned busy_poll_us = busy_poll_default.count();  // --busy-poll: longest spin of an I/O thread
   // TLS (nbdkit's meanings; net/tls_*.cpp uses them).
   enum class Tls { off, on, require } tls = Tls::off;  // --tls=off|on|require
+  bool tls_given = false;  // --tls was on the command line (nbdkit falls back to off only when not)
   std::optional<std::string> tls_certificates;  // --tls-certificates=DIR (absent: nbdkit's default dirs)
   std::optional<std::string> tls_psk;           // --tls-psk=FILE (psktool's username:hexkey lines)
   bool tls_verify_peer = false;                 // --tls-verify-peer
@@ -58,7 +73,9 @@ struct ParseResult {
   bool ok() const { return error.empty(); }
 };
 
-ParseResult parse_options(const std::vector<std::string>& args);  // args[0] is the program
+// args[0] is the program. posixly_correct: stop at the first word that is not an option
+// (glibc's getopt under POSIXLY_CORRECT); the argc/argv form reads that variable.
+ParseResult parse_options(const std::vector<std::string>& args, bool posixly_correct = false);
 ParseResult parse_options(int argc, const char* const* argv);
 
 // "1", "1s", "250ms", "1.5" (seconds) -> Duration; nullopt when malformed.
@@ -66,5 +83,8 @@ std::optional<core::Duration> parse_duration(const std::string& text);
 
 std::string usage_text();
 std::string version_text();
+// --long-options / --short-options: nbdkit's lists (one option a line), as nbdd accepts them.
+std::string long_options_text();
+std::string short_options_text();
 
 }  // namespace nbdd::net

@@ -1,7 +1,9 @@
 // The daemon: the I/O shards, the listeners, every ConnectionSession, the worker pool and
 // the signals. It drives core::ServerState on its own strand (accepting -> draining ->
 // unloading -> done): SIGINT/SIGTERM, the plugin's shutdown() and the end of --run's
-// command are all ServerState::shutdown_requested(); the second one forces.
+// command are all ServerState::shutdown_requested(); the second one forces, and so does
+// the grace period running out (a timer at ServerState::deadline()). Once forced, the sh
+// plugin's scripts are stopped and the ExitWatchdog bounds the time to exit (exit_timeout).
 //
 // I/O runs on io_threads shards, one io_context and one thread each (shard 0 is the main
 // io_context, which also holds the listeners, the signals and the server strand). A new
@@ -14,6 +16,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -26,6 +29,7 @@
 #include "core/thread_model.hpp"
 #include "net/busy_poll.hpp"
 #include "net/connection_session.hpp"
+#include "net/exit_watchdog.hpp"
 #include "net/listener.hpp"
 #include "net/net_gate.hpp"
 #include "net/session_registry.hpp"
@@ -92,6 +96,12 @@ class Server {
   bool reap_child();
   void shutdown_requested(const char* why);
   void pump_server();
+  void arm_grace_timer();  // at ServerState::deadline(), if any
+  void on_forced();        // once, when ServerState says forced
+  void maybe_give_memory_back();  // malloc_trim once most connections of a burst ended
+  // How long the sh plugin's scripts get after SIGTERM, before SIGKILL, once forced: a
+  // quarter of exit_timeout, so a stopped call, close and unload all fit in it.
+  std::chrono::milliseconds script_kill_after() const { return config_.exit_timeout / 4; }
   void do_exit();
   boost::asio::io_context& next_shard();
 
@@ -115,6 +125,16 @@ class Server {
   Listeners listeners_;
   boost::asio::signal_set signals_;
   boost::asio::signal_set child_signals_;
+  boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
+                                    Strand>
+      grace_timer_;
+  std::optional<core::Instant> grace_timer_at_;
+  bool force_handled_ = false;
+  // Since the last malloc_trim (maybe_give_memory_back()): connections finished, most live.
+  std::size_t finished_since_trim_ = 0;
+  std::size_t live_peak_ = 0;
+  static constexpr std::size_t trim_after_connections = 16;
+  ExitWatchdog watchdog_;
   pid_t child_pid_ = -1;
   std::optional<int> child_status_;
   bool single_ = false;

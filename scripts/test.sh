@@ -57,7 +57,7 @@ for stage in "${stages[@]}"; do
       ;;
     tsan)
       log "tsan build"
-      build tsan nbdd net_tests plugins_tests integration_tests nbdkit_tests
+      build tsan nbdd net_tests net_tls_tests plugins_tests integration_tests memory_after_load_tests cli_table_tests nbdkit_tests
       TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build/tsan -L 'net|threaded|integration'
       ;;
     sim)

@@ -5,7 +5,7 @@
 namespace nbdd::sim {
 
 std::span<const char* const> required_marks() {
-  static constexpr std::array<const char*, 75> marks{
+  static constexpr std::array<const char*, 76> marks{
       "shutdown_in_handshake", "shutdown_in_transmission", "option_after_shutdown", "handshake_err_shutdown",
       "graceful_with_running_call", "graceful_with_queued_request", "graceful_mid_write_payload",
       "request_after_graceful", "write_after_graceful", "eshutdown_reply", "inflight_completed_while_draining",
@@ -30,7 +30,7 @@ std::span<const char* const> required_marks() {
       // issues 24 and 27: STARTTLS and the TLS modes, the server's forced shutdown
       "err_tls_reqd", "option_over_limit_err_tls_reqd", "starttls_refused", "tls_up", "tls_up_while_draining",
       "tls_failed", "tls_stalled", "shutdown_forced_in_handshake", "shutdown_forced_in_transmission",
-      "shutdown_forced_with_running_call"};
+      "shutdown_forced_with_running_call", "grace_ran_out_forces"};
   return marks;
 }
 

@@ -106,6 +106,7 @@ void World::setup() {
   limits_.request_bytes_max = profile_.request_bytes_max;
   limits_.option_data_bytes_max = profile_.option_data_bytes_max;
   gate_ = std::make_unique<Gate>(*this);
+  server_.set_grace_period(limits_.grace_period);
   if (profile_.memory_plugin) memory_ = make_memory_backend(profile_);
   if (memory_)
     marks_.hit("memory_plugin");
@@ -464,9 +465,18 @@ void World::request_shutdown(const char* why) {
   if (exited_) return;
   trace_.record(now(), 0, "srv", std::string("shutdown requested: ") + why);
   checker_->on_shutdown_requested(now());
+  const bool first = !shutdown_requested_;
   shutdown_requested_ = true;
-  server_.shutdown_requested();
+  server_.shutdown_requested(now());
   drain_server();
+  // The grace period of the shutdown: ServerState forces whoever is still live then.
+  if (first)
+    if (const auto at = server_.deadline())
+      queue_.at(*at, [this] {
+        if (exited_) return;
+        server_.on_deadline(now());
+        drain_server();
+      });
 }
 
 void World::drain_server() {

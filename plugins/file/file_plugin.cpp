@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <mutex>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -26,12 +28,35 @@ struct FileHandle final : Handle {
   std::atomic<bool> can_punch{true};
   std::atomic<bool> can_zero_range{true};
   std::atomic<bool> can_seek_data{true};
+  // cache=none: the last writes, oldest first, still being written back (nbdkit's window:
+  // start write-back at once, wait for it and drop the pages 8 writes later, so a stream of
+  // writes neither fills the page cache nor waits for each write to reach the disk).
+  struct WriteWindow {
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+  };
+  std::mutex window_mutex;
+  std::array<WriteWindow, 8> windows{};
   ~FileHandle() override {
     if (fd >= 0) ::close(fd);
   }
 };
 
 FileHandle& as_file(Handle& h) { return static_cast<FileHandle&>(h); }
+
+// cache=none after a write (nbdkit-file-plugin's evict_writes, per handle here).
+void evict_written(FileHandle& fh, std::uint64_t offset, std::uint64_t length) {
+  const std::lock_guard lock(fh.window_mutex);
+  const FileHandle::WriteWindow oldest = fh.windows.front();
+  if (oldest.length > 0) {
+    ::sync_file_range(fh.fd, static_cast<off_t>(oldest.offset), static_cast<off_t>(oldest.length),
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    ::posix_fadvise(fh.fd, static_cast<off_t>(oldest.offset), static_cast<off_t>(oldest.length), POSIX_FADV_DONTNEED);
+  }
+  std::move(fh.windows.begin() + 1, fh.windows.end(), fh.windows.begin());
+  ::sync_file_range(fh.fd, static_cast<off_t>(offset), static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE);
+  fh.windows.back() = {offset, length};
+}
 
 // nbdkit-file-plugin's dir= rule: a name is one directory entry, never a path.
 bool is_plain_file_name(std::string_view name) {
@@ -82,7 +107,27 @@ int FilePlugin::config(std::string_view key, std::string_view value) {
     std::free(real);
     return 0;
   }
-  host().error("unknown parameter '" + std::string(key) + "' (file takes file=PATH or dir=DIR)");
+  if (key == "cache") {  // nbdkit-file-plugin's cache=default|none
+    if (value == "default") cache_none_ = false;
+    else if (value == "none") cache_none_ = true;
+    else {
+      host().error("unknown cache mode: " + std::string(value) + " (default or none)");
+      return EINVAL;
+    }
+    return 0;
+  }
+  if (key == "fadvise") {  // nbdkit-file-plugin's fadvise=normal|random|sequential, on each open
+    if (value == "normal") fadvise_ = POSIX_FADV_NORMAL;
+    else if (value == "random") fadvise_ = POSIX_FADV_RANDOM;
+    else if (value == "sequential") fadvise_ = POSIX_FADV_SEQUENTIAL;
+    else {
+      host().error("unknown fadvise mode: " + std::string(value) + " (normal, random or sequential)");
+      return EINVAL;
+    }
+    return 0;
+  }
+  host().error("unknown parameter '" + std::string(key) +
+               "' (file takes file=PATH or dir=DIR, and cache=default|none, fadvise=normal|random|sequential)");
   return EINVAL;
 }
 
@@ -193,6 +238,9 @@ int FilePlugin::open(bool readonly, std::string_view export_name, std::unique_pt
     return EINVAL;
   }
   fh->block_device = S_ISBLK(st.st_mode);
+  // A hint: a kernel that does not take it changes nothing (nbdkit only logs it too).
+  if (const int err = ::posix_fadvise(fh->fd, 0, 0, fadvise_); err != 0)
+    host().debug("posix_fadvise: " + fh->path + ": " + std::strerror(err) + " (ignored)");
   out = std::move(fh);
   return 0;
 }
@@ -231,6 +279,9 @@ int FilePlugin::pread(Handle& h, std::span<std::byte> buf, std::uint64_t offset,
     }
     done += static_cast<std::size_t>(n);
   }
+  // cache=none: drop the pages just read from the page cache.
+  if (cache_none_)
+    ::posix_fadvise(fh.fd, static_cast<off_t>(offset), static_cast<off_t>(buf.size()), POSIX_FADV_DONTNEED);
   return 0;
 }
 
@@ -243,6 +294,7 @@ int FilePlugin::pwrite(Handle& h, std::span<const std::byte> buf, std::uint64_t 
     if (n < 0) return fail(h, "pwrite", errno);
     done += static_cast<std::size_t>(n);
   }
+  if (cache_none_) evict_written(fh, offset, buf.size());
   return (flags & flag::fua) ? flush(h, 0) : 0;
 }
 

@@ -7,7 +7,11 @@
 // positional I/O lets every connection's requests run in parallel. Read-only when the file
 // cannot be opened for writing. Trim/zero use fallocate where the filesystem supports it and remember (per
 // connection) when it does not, so unsupported calls are not retried on every request.
+// cache=none and fadvise= as nbdkit's: pages read are dropped from the page cache, writes are
+// written back and dropped 8 writes later; fadvise's hint is given on each open.
 #pragma once
+#include <fcntl.h>
+
 #include <atomic>
 #include <string>
 
@@ -22,7 +26,9 @@ class FilePlugin final : public Plugin {
   std::string_view magic_config_key() const override { return "file"; }
   std::string config_help() const override {
     return "file=PATH  The file or block device to serve\n"
-           "dir=DIR    Serve every file in DIR, by name (exactly one of file= and dir=)";
+           "dir=DIR    Serve every file in DIR, by name (exactly one of file= and dir=)\n"
+           "cache=default|none   none: keep what is read and written out of the page cache\n"
+           "fadvise=normal|random|sequential   posix_fadvise hint for each open file";
   }
   ThreadModel thread_model() const override { return ThreadModel::parallel; }
 
@@ -66,6 +72,8 @@ class FilePlugin final : public Plugin {
 
   std::string path_;  // file=
   std::string dir_;   // dir=, made absolute at config
+  bool cache_none_ = false;          // cache=none
+  int fadvise_ = POSIX_FADV_NORMAL;  // fadvise=
 };
 
 }  // namespace nbdd::plugin::file

@@ -1,10 +1,12 @@
-// `memory size=N`: a sparse RAM disk (nbdkit-memory-plugin's arguments). What the
-// benchmarks measure, so the data path is SparseStore's lock-striped copy and nothing else;
-// reads of 32 KiB and more are lent from the pages themselves (pread_lend).
+// `memory size=N [allocator=sparse|malloc[,mlock=true]]`: a RAM disk (nbdkit-memory-plugin's
+// arguments). sparse, the default and what the benchmarks measure: SparseStore's
+// lock-striped copy and nothing else, reads of 32 KiB and more lent from the pages themselves
+// (pread_lend). malloc: FlatStore, one whole-disk array (optionally mlock'ed), no lending.
 #pragma once
 #include <cstdint>
 #include <memory>
 
+#include "plugins/memory/flat_store.hpp"
 #include "plugins/memory/sparse_store.hpp"
 #include "plugins/plugin_api.hpp"
 
@@ -15,7 +17,11 @@ class MemoryPlugin final : public Plugin {
   std::string_view name() const override { return "memory"; }
   std::string_view description() const override { return "sparse in-memory disk"; }
   std::string_view magic_config_key() const override { return "size"; }
-  std::string config_help() const override { return "size=SIZE  Size of the disk (required), e.g. 1G"; }
+  std::string config_help() const override {
+    return "size=SIZE          Size of the disk (required), e.g. 1G\n"
+           "allocator=sparse   Pages allocated on first write (default)\n"
+           "allocator=malloc[,mlock=true]  One array for the whole disk (locked in RAM)";
+  }
   ThreadModel thread_model() const override { return ThreadModel::parallel; }
   bool nonblocking() const override { return true; }  // in-memory: never blocks
 
@@ -52,17 +58,27 @@ class MemoryPlugin final : public Plugin {
   bool has_zero() const override { return true; }
   bool has_extents() const override { return true; }
   bool has_cache() const override { return true; }
-  bool has_pread_lend() const override { return true; }
+  bool has_pread_lend() const override { return !flat_; }  // asked after config
+  std::vector<std::pair<std::string, std::string>> dump_fields() const override { return {{"mlock", "yes"}}; }
 
   // Pages holding data now (for tests and --verbose statistics).
-  std::uint64_t allocated_bytes() const { return store_ ? store_->allocated_pages() * SparseStore::page_bytes : 0; }
+  std::uint64_t allocated_bytes() const {
+    if (flat_store_) return flat_store_->size();
+    return store_ ? store_->allocated_pages() * SparseStore::page_bytes : 0;
+  }
+  // allocator=malloc,mlock=true took effect (for tests).
+  bool locked_in_ram() const { return flat_store_ && flat_store_->locked(); }
 
  private:
   bool in_range(std::uint64_t count, std::uint64_t offset) const;
+  int config_allocator(std::string_view value);
 
   std::uint64_t size_bytes_ = 0;
   bool size_set_ = false;
-  std::unique_ptr<SparseStore> store_;
+  std::unique_ptr<SparseStore> store_;     // allocator=sparse
+  bool flat_ = false;                       // allocator=malloc
+  bool mlock_ = false;                      // ... ,mlock=true
+  std::unique_ptr<FlatStore> flat_store_;
 };
 
 }  // namespace nbdd::plugin::memory

@@ -57,13 +57,14 @@ NBDKIT_DLL_PUBLIC const char* nbdkit_export_name(void) {
   return nbdkit_abi::current_export_name();  // nullptr before open (as nbdkit's)
 }
 
-// nbdd has no TLS: every connection is plaintext.
+// 1 once the calling connection's STARTTLS handshake succeeded (net/connection_session_tls.cpp).
 NBDKIT_DLL_PUBLIC int nbdkit_is_tls(void) {
-  if (nbdkit_abi::current_connection() == 0) {
+  const nbdd::core::ConnectionId id = nbdkit_abi::current_connection();
+  if (id == 0) {
     nbdkit_error("no connection in this thread");
     return -1;
   }
-  return 0;
+  return nbdkit_abi::connection_is_tls(id) ? 1 : 0;
 }
 
 NBDKIT_DLL_PUBLIC int nbdkit_peer_name(struct sockaddr* addr, socklen_t* addrlen) {

@@ -15,6 +15,9 @@ namespace nbdd::plugin::nbdkit_abi {
 // is only read during this call. fd < 0 (e.g. -s on a pipe): the peer stays unknown and
 // nbdkit_peer_* fail with an error, as nbdkit's do on a non-socket.
 void connection_started(core::ConnectionId id, int fd);
+// The connection's TLS handshake (STARTTLS) succeeded: from now on nbdkit_is_tls() answers 1
+// for it (issue 24). Forgotten with the connection (connection_finished).
+void connection_tls_started(core::ConnectionId id);
 // The connection is going away (the client closed or broke it, a forced or graceful
 // disconnect was decided, the core closed it): its sleepers wake with ESHUTDOWN.
 void connection_ending(core::ConnectionId id);

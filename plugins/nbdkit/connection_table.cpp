@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "plugins/nbdkit/abi_state.hpp"
 #include "plugins/nbdkit/connection_events.hpp"
 
 namespace nbdd::plugin::nbdkit_abi {
@@ -27,6 +28,7 @@ struct ConnectionEntry {
   bool peer_known = false;
   PeerInfo peer;
   bool ending = false;
+  bool tls = false;  // connection_tls_started
   std::vector<OwnedString> interns;
 };
 
@@ -74,6 +76,22 @@ void connection_started(core::ConnectionId id, int fd) {
 }
 
 void connection_ending(core::ConnectionId id) { mark_connection_ending(id); }
+
+void connection_tls_started(core::ConnectionId id) {
+  if (id == 0) return;
+  Table& t = table();
+  std::lock_guard lock(t.mutex);
+  t.connections[id].tls = true;
+}
+
+bool connection_is_tls(core::ConnectionId id) {
+  Table& t = table();
+  std::lock_guard lock(t.mutex);
+  auto it = t.connections.find(id);
+  return it != t.connections.end() && it->second.tls;
+}
+
+int calling_is_tls() { return connection_is_tls(current_connection()) ? 1 : 0; }
 
 void mark_connection_ending(core::ConnectionId id) {
   if (id == 0) return;

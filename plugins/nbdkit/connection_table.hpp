@@ -25,6 +25,12 @@ struct PeerInfo {
 // false when net/ never told about this connection (no connection_started).
 bool peer_of(core::ConnectionId id, PeerInfo& out);
 
+// Whether the connection's TLS is up (connection_tls_started); false for unknown ids.
+bool connection_is_tls(core::ConnectionId id);
+// The is_tls argument nbdkit passes to .list_exports, .default_export and a filter's .open:
+// 1 when the connection of the call running on this thread has TLS up.
+int calling_is_tls();
+
 enum class SleepEnd { elapsed, server_shutdown, connection_ended };
 // Sleeps `duration`, ending early on server shutdown or, when id != 0, on the end of that
 // connection (also if either happened before the call).

@@ -13,6 +13,7 @@
 
 #include "plugins/nbdkit/abi_lists.hpp"
 #include "plugins/nbdkit/abi_state.hpp"
+#include "plugins/nbdkit/connection_table.hpp"
 
 namespace nbdd::plugin::nbdkit_abi {
 
@@ -145,7 +146,7 @@ int layer_list_exports(nbdkit_backend* b, int readonly, nbdkit_exports* exports,
     if (err != 0) return fail_layer(err);
   } else {
     const nbdkit_filter& f = chain.filter_of(b);
-    r = f.list_exports ? f.list_exports(&next_list_exports, chain.below(b), readonly, /*is_tls=*/0, exports)
+    r = f.list_exports ? f.list_exports(&next_list_exports, chain.below(b), readonly, calling_is_tls(), exports)
                        : layer_list_exports(chain.below(b), readonly, exports, false);
     if (r == -1) return failed(EIO);
   }
@@ -166,7 +167,7 @@ const char* layer_default_export(nbdkit_backend* b, int readonly) {
     if (answer) name = nbdkit_strdup_intern(answer->c_str());
   } else {
     const nbdkit_filter& f = chain.filter_of(b);
-    name = f.default_export ? f.default_export(&layer_default_export, chain.below(b), readonly, /*is_tls=*/0)
+    name = f.default_export ? f.default_export(&layer_default_export, chain.below(b), readonly, calling_is_tls())
                             : layer_default_export(chain.below(b), readonly);
   }
   if (name != nullptr && ::strnlen(name, export_string_max + 1) > export_string_max) return nullptr;
@@ -232,7 +233,7 @@ nbdkit_context* layer_open(nbdkit_backend* b, int readonly, const char* export_n
     return c;
   }
   const nbdkit_filter& f = chain.filter_of(b);
-  if (f.open) c->filter_handle = f.open(&next_open, c, readonly, export_name, /*is_tls=*/0);
+  if (f.open) c->filter_handle = f.open(&next_open, c, readonly, export_name, calling_is_tls());
   else c->filter_handle = next_open(c, readonly, export_name) == -1 ? nullptr : NBDKIT_HANDLE_NOT_NEEDED;
   if (c->filter_handle == nullptr) {
     if (c->c_next != nullptr) layer_close(c->c_next);

@@ -191,7 +191,7 @@ int NbdkitPlugin::list_exports(bool readonly, ExportList& out) {
   }
   nbdkit_exports exports;
   clear_set_error();
-  if (p_.list_exports(readonly, /*is_tls=*/0, &exports) == -1) return error_of_failure(errno);
+  if (p_.list_exports(readonly, calling_is_tls(), &exports) == -1) return error_of_failure(errno);
   for (const nbdkit_exports::Entry& e : exports.list)
     if (!out.add(e.name.get(), e.description ? e.description.get() : "")) break;
   if (exports.use_default) out.use_default();
@@ -201,7 +201,7 @@ int NbdkitPlugin::list_exports(bool readonly, ExportList& out) {
 std::optional<std::string> NbdkitPlugin::default_export(bool readonly) {
   if (p_.default_export == nullptr) return std::string();
   clear_set_error();
-  const char* name = p_.default_export(readonly, /*is_tls=*/0);
+  const char* name = p_.default_export(readonly, calling_is_tls());
   if (name == nullptr) return std::nullopt;
   return std::string(name);
 }

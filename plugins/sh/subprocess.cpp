@@ -5,17 +5,86 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace nbdd::plugin::sh {
 namespace {
 
 constexpr std::size_t error_text_max = 64 * 1024;
+
+using Clock = std::chrono::steady_clock;
+
+// stop_all_scripts()'s state. The pipe's read end becomes readable when it is called and
+// stays so (nobody reads it but resume_scripts()), so every run_process() blocked in
+// poll() wakes, however many there are.
+struct StopState {
+  int fd[2] = {-1, -1};
+  std::atomic<bool> stopping{false};
+  std::atomic<Clock::rep> stopped_at{0};   // Clock ticks
+  std::atomic<Clock::rep> kill_after{0};   // Clock ticks
+  StopState() {
+    if (::pipe2(fd, O_CLOEXEC | O_NONBLOCK) != 0) fd[0] = fd[1] = -1;  // then only new scripts see it
+  }
+};
+
+StopState& stop_state() {
+  static StopState state;  // no destructor: its descriptors stay valid until the process ends
+  return state;
+}
+
+// One child's side of stop_all_scripts(): when to signal its group, and when to stop
+// waiting for its output.
+class ChildStopper {
+ public:
+  ChildStopper(pid_t pid, Clock::time_point started) : pid_(pid), started_(started) {}
+
+  // The poll() timeout in ms until the next step (-1: not stopping), after sending
+  // whatever signal is due.
+  int step() {
+    StopState& st = stop_state();
+    if (!st.stopping.load(std::memory_order_acquire)) return -1;
+    const Clock::duration kill_after{st.kill_after.load()};
+    const Clock::time_point stopped_at{Clock::duration{st.stopped_at.load()}};
+    // Running when the stop came: SIGTERM now; started later: once it ran for kill_after.
+    const Clock::time_point term_at = started_ < stopped_at ? stopped_at : started_ + kill_after;
+    const Clock::time_point kill_at = term_at + kill_after;
+    const Clock::time_point give_up_at = kill_at + kill_after;
+    const auto now = Clock::now();
+    if (!term_sent_ && now >= term_at) {
+      ::killpg(pid_, SIGTERM);
+      term_sent_ = true;
+    }
+    if (!kill_sent_ && now >= kill_at) {
+      ::killpg(pid_, SIGKILL);
+      kill_sent_ = true;
+    }
+    if (now >= give_up_at) {
+      gave_up_ = true;
+      return 0;
+    }
+    const Clock::time_point next = !term_sent_ ? term_at : !kill_sent_ ? kill_at : give_up_at;
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+    return static_cast<int>(std::clamp<decltype(ms)>(ms, 0, 60'000));
+  }
+  // Output still open after SIGKILL and another kill_after: a grandchild that left the
+  // process group holds it. Stop reading; the child itself is dead, waitpid() returns.
+  bool gave_up() const { return gave_up_; }
+
+ private:
+  pid_t pid_;
+  Clock::time_point started_;
+  bool term_sent_ = false;
+  bool kill_sent_ = false;
+  bool gave_up_ = false;
+};
 
 struct Pipe {
   int fd[2] = {-1, -1};
@@ -107,7 +176,10 @@ int spawn(const std::vector<std::string>& argv, char* const* envp, Pipe& in, Pip
   sigaddset(&defaults, SIGPIPE);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Its own process group (pgid = its pid): stop_all_scripts() signals the script and
+  // whatever it started (a `sleep` in a pipeline) at once.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   const int r = posix_spawn(&pid, args[0], &actions, &attr, args.data(), envp);
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
@@ -122,6 +194,7 @@ int run_process(const std::vector<std::string>& argv, char* const* envp, std::sp
   for (Pipe* p : {&in, &outp, &errp})
     if (int r = p->open(); r != 0) return r;
   pid_t pid = -1;
+  const auto spawned_at = Clock::now();
   int r = spawn(argv, envp, in, outp, errp, pid);
   if (r == ENOEXEC) {
     // A script without a "#!" line: run it with /bin/sh, as execvp() and nbdkit do.
@@ -140,11 +213,16 @@ int run_process(const std::vector<std::string>& argv, char* const* envp, std::sp
   std::size_t written = 0;
   if (input.empty()) in.close_end(1);  // EOF at once for methods without data
   bool out_open = true, err_open = true;
+  ChildStopper stopper(pid, spawned_at);
   while (out_open || err_open || in.fd[1] >= 0) {
-    pollfd fds[3] = {{outp.fd[0], POLLIN, 0}, {errp.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}};
+    const int timeout_ms = stopper.step();
+    if (stopper.gave_up()) break;
+    pollfd fds[4] = {{outp.fd[0], POLLIN, 0}, {errp.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0},
+                     {stop_state().fd[0], POLLIN, 0}};
     if (!out_open) fds[0].fd = -1;
     if (!err_open) fds[1].fd = -1;
-    if (::poll(fds, 3, -1) < 0) {
+    if (timeout_ms >= 0) fds[3].fd = -1;  // already stopping: the timeout drives the steps
+    if (::poll(fds, 4, timeout_ms) < 0) {
       if (errno == EINTR) continue;
       break;  // cannot happen with valid fds; fall through to reaping
     }
@@ -157,10 +235,32 @@ int run_process(const std::vector<std::string>& argv, char* const* envp, std::sp
       if (written == input.size() || (n < 0 && errno != EAGAIN && errno != EINTR)) in.close_end(1);
     }
   }
+  // Normally the child has exited (its output is closed). One that closed its output and
+  // runs on is waited for through a pidfd, next to the stop pipe, so stop_all_scripts()
+  // still reaches it (a blocking waitpid() where pidfds are missing).
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return errno;
+  int pidfd = -1;
+  for (;;) {
+    const pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      if (pidfd >= 0) ::close(pidfd);
+      return errno;
+    }
+    if (pidfd < 0) pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+      while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return errno;
+      break;
+    }
+    int timeout_ms = stopper.step();
+    const bool stopping = timeout_ms >= 0;
+    if (stopper.gave_up()) timeout_ms = -1;  // SIGKILL sent: the pidfd says when it is gone
+    pollfd fds[2] = {{pidfd, POLLIN, 0}, {stopping ? -1 : stop_state().fd[0], POLLIN, 0}};
+    ::poll(fds, 2, timeout_ms);
   }
+  if (pidfd >= 0) ::close(pidfd);
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else {
@@ -168,6 +268,28 @@ int run_process(const std::vector<std::string>& argv, char* const* envp, std::sp
     result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
   }
   return 0;
+}
+
+void stop_all_scripts(std::chrono::milliseconds kill_after) {
+  StopState& st = stop_state();
+  if (st.stopping.load()) return;
+  st.kill_after.store(std::chrono::duration_cast<Clock::duration>(kill_after).count());
+  st.stopped_at.store(Clock::now().time_since_epoch().count());
+  st.stopping.store(true, std::memory_order_release);
+  if (st.fd[1] >= 0) {
+    const char wake = 1;
+    [[maybe_unused]] const ssize_t n = ::write(st.fd[1], &wake, 1);  // nothing to do if full
+  }
+}
+
+bool scripts_stopping() { return stop_state().stopping.load(); }
+
+void resume_scripts() {
+  StopState& st = stop_state();
+  st.stopping.store(false);
+  char scratch[64];
+  while (st.fd[0] >= 0 && ::read(st.fd[0], scratch, sizeof scratch) > 0) {
+  }
 }
 
 }  // namespace nbdd::plugin::sh

@@ -5,7 +5,11 @@
 // and stdout/stderr are read in one poll() loop (no deadlock whatever order the child
 // uses), SIGPIPE from a child that exits early is swallowed on this thread only, and the
 // child is always reaped before returning.
+//
+// Each child runs in its own process group (the script and everything it starts), so the
+// server's forced shutdown can end a stuck script with all its children: stop_all_scripts().
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -31,5 +35,17 @@ struct ProcessResult {
 // argv[0] is the program path. Returns 0, or the errno of a failed spawn/pipe/poll.
 int run_process(const std::vector<std::string>& argv, char* const* envp, std::span<const std::byte> input,
                 OutputSink& out, ProcessResult& result);
+
+// The server's forced shutdown. Every script running now gets SIGTERM (to its process
+// group) at once, one started later once it has run for kill_after; SIGKILL follows
+// kill_after after SIGTERM. run_process() then returns (the child killed by a signal, so
+// the call fails) without waiting for output a grandchild that left the group may hold
+// open beyond another kill_after. Thread-safe; the first call's kill_after stays.
+void stop_all_scripts(std::chrono::milliseconds kill_after);
+// Whether stop_all_scripts() was called (and not undone by resume_scripts()).
+bool scripts_stopping();
+// Undoes stop_all_scripts() for scripts started from now on. Tests only: a daemon never
+// resumes after a forced shutdown.
+void resume_scripts();
 
 }  // namespace nbdd::plugin::sh

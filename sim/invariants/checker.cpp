@@ -133,10 +133,12 @@ void InvariantChecker::on_shutdown_requested(core::Instant now) {
   check_owed_end(now);
   ++shutdown_requests_;
   shutdown_requested_ = true;
-  if (shutdown_requests_ <= 2)
+  if (shutdown_requests_ == 1) shutdown_at_ = now;
+  // A second request forces, unless the grace deadline already did (ServerState forces once).
+  if (shutdown_requests_ == 1 || (shutdown_requests_ == 2 && !server_forced_))
     for (const auto& [id, c] : conns_)
       if (!c->finished) owed_end_[id] = shutdown_requests_ == 2;
-  if (shutdown_requests_ == 2) marks_.hit("second_shutdown_forces");
+  if (shutdown_requests_ == 2) marks_.hit(server_forced_ ? "second_shutdown_after_grace_force" : "second_shutdown_forces");
 }
 
 void InvariantChecker::on_admit(core::Instant now, bool admitted) {
@@ -161,6 +163,10 @@ void InvariantChecker::on_server_action(core::Instant now, const core::ServerAct
           if (!conns_.count(v.id)) fail("INV-END-KNOWN-CONNECTION", v.id, now, "EndConnection for an unknown id");
           auto owed = owed_end_.find(v.id);
           if (owed != owed_end_.end() && owed->second == v.force) owed_end_.erase(owed);
+          if (v.force && !server_forced_) {
+            server_forced_ = true;
+            if (shutdown_requests_ == 1) marks_.hit("grace_ran_out_forces");
+          }
         } else if constexpr (std::is_same_v<T, core::server_action::Unload>) {
           if (unload_emitted_) fail("INV-UNLOAD-ONCE", 0, now, "Unload emitted twice");
           if (!shutdown_requested_) fail("INV-UNLOAD-ONCE", 0, now, "Unload without shutdown");

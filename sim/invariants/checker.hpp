@@ -175,6 +175,12 @@ class InvariantChecker {
   // EndConnection owed after a shutdown request: id -> force (checked at the next observation)
   std::map<core::ConnectionId, bool> owed_end_;
   void check_owed_end(core::Instant now);
+  // INV-SHUTDOWN-BOUNDED (liveness.cpp): the first request's time; whether any
+  // EndConnection{force=true} was seen (a second request, or the grace deadline)
+  std::optional<core::Instant> shutdown_at_;
+  bool server_forced_ = false;
+  bool shutdown_bound_reported_ = false;
+  void check_shutdown_bounded(core::Instant now);
   // thread model, across connections
   std::uint32_t running_all_ = 0;
   std::optional<core::ConnectionId> exclusive_holder_;  // serialize_connections

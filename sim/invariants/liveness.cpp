@@ -25,7 +25,21 @@ void InvariantChecker::update_idle(Conn& c, core::Instant now) {
   }
 }
 
+// INV-SHUTDOWN-BOUNDED: a graceful shutdown lasts at most Limits::grace_period; then
+// ServerState forces every connection still live (EndConnection{force=true}).
+void InvariantChecker::check_shutdown_bounded(core::Instant now) {
+  if (!config_.server_level || !shutdown_at_ || server_forced_ || shutdown_bound_reported_ || exit_emitted_) return;
+  const core::Instant limit = *shutdown_at_ + config_.limits.grace_period + config_.grace_slack;
+  if (now <= limit || live_connections() == 0) return;
+  shutdown_bound_reported_ = true;
+  fail("INV-SHUTDOWN-BOUNDED", 0, limit,
+       std::to_string(live_connections()) + " connections still live " +
+           std::to_string((config_.limits.grace_period.ns + config_.grace_slack.ns) / 1000000) +
+           "ms after the shutdown request, and none was forced");
+}
+
 void InvariantChecker::on_time(core::Instant now) {
+  check_shutdown_bounded(now);
   if (idle_conns_ == 0) return;  // the common case: no connection waits for its grace deadline
   for (auto& [id, cp] : conns_) {
     Conn& c = *cp;

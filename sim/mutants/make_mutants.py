@@ -81,7 +81,7 @@ MUTANTS = [
          "if (config_.thread_model != ThreadModel::parallel && running_data_calls_ > 0) return false;",
          "if (gate_required() && running_data_calls_ > 0) return false;"),
     ]),
-    ("m14-second-signal-not-forcing", "a second shutdown request does not force the live connections", [
+    ("m14-second-signal-not-forcing", "forcing (a second shutdown request, or the grace deadline) only tells the live connections to end gracefully", [
         ("core/server_state.cpp",
          "for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, true});",
          "for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, false});"),
@@ -236,6 +236,11 @@ MUTANTS = [
         ("core/connection_impl.hpp",
          "return config_.tls == TlsMode::require && !tls_up_;",
          "return config_.tls == TlsMode::require;"),
+    ]),
+    ("m43-shutdown-grace-never-forces", "the shutdown's grace period runs out and nothing is forced: a stuck call keeps the server", [
+        ("core/server_state.cpp",
+         "  force();  // the grace period ran out with connections still live",
+         "  (void)0;  // the grace period ran out with connections still live"),
     ]),
 ]
 

@@ -59,5 +59,64 @@ TEST(ServerState, MaxConnectionsRefusesTheExtraClient) {
   EXPECT_TRUE(s.admit());
 }
 
+constexpr Instant t0{1'000'000'000};
+constexpr Duration grace = Duration::from_s(1);
+
+TEST(ServerState, GracePeriodRunningOutForcesTheConnectionsStillLive) {
+  ServerState s;
+  s.set_grace_period(grace);
+  auto a = s.admit(), b = s.admit();
+  ASSERT_TRUE(a && b);
+  EXPECT_FALSE(s.deadline()) << "no deadline before shutdown";
+  s.shutdown_requested(t0);
+  drain(s);
+  ASSERT_EQ(s.deadline(), t0 + grace);
+  s.on_deadline(Instant{t0.ns + grace.ns - 1});  // early (a timer may fire early): nothing
+  EXPECT_TRUE(drain(s).empty());
+  EXPECT_FALSE(s.forced());
+  s.finished(*a);
+  s.on_deadline(t0 + grace);
+  EXPECT_EQ(drain(s), std::vector<std::string>{"EndConnection{conn=2 force=true}"}) << "only the live one";
+  EXPECT_TRUE(s.forced());
+  EXPECT_FALSE(s.deadline()) << "forced once: no deadline left";
+  s.on_deadline(t0 + grace + grace);
+  s.shutdown_requested(t0 + grace + grace);
+  EXPECT_TRUE(drain(s).empty()) << "forcing happens once";
+  s.finished(*b);
+  EXPECT_EQ(drain(s), std::vector<std::string>{"Unload"});
+}
+
+TEST(ServerState, NoDeadlineOnceEveryConnectionFinished) {
+  ServerState s;
+  s.set_grace_period(grace);
+  auto a = s.admit();
+  s.shutdown_requested(t0);
+  s.finished(*a);
+  EXPECT_FALSE(s.deadline());
+  s.on_deadline(t0 + grace);
+  EXPECT_FALSE(s.forced());
+  EXPECT_EQ(drain(s), (std::vector<std::string>{"StopAccepting", "EndConnection{conn=1 force=false}", "Unload"}));
+}
+
+TEST(ServerState, SecondRequestDoesNotMoveTheGraceDeadline) {
+  ServerState s;
+  s.set_grace_period(grace);
+  s.admit();
+  s.shutdown_requested(t0);
+  EXPECT_EQ(s.deadline(), t0 + grace);
+  s.shutdown_requested(t0 + Duration::from_ms(500));
+  EXPECT_TRUE(s.forced());
+  EXPECT_FALSE(s.deadline()) << "already forced";
+}
+
+TEST(ServerState, UntimedRequestArmsNoDeadline) {
+  ServerState s;
+  s.admit();
+  s.shutdown_requested();
+  EXPECT_FALSE(s.deadline());
+  s.on_deadline(Instant{~0ull});
+  EXPECT_FALSE(s.forced());
+}
+
 }  // namespace
 }  // namespace nbdd::core

@@ -313,7 +313,8 @@ TEST(Lifecycle, RefusedOpenIsAnErrorAndTheServerKeepsServing) {
 TEST(Lifecycle, SigtermDuringASlowOpenAnswersErrShutdownClosesAndExitsZero) {
   TempDir dir;
   write_file(dir.file("plugin.sh"), logging_script(dir), true);
-  auto d = Daemon::start_unix(dir, {"sh", dir.file("plugin.sh")});
+  // The slow open finishes within the grace period of the shutdown (10 s here).
+  auto d = Daemon::start_unix(dir, {"--grace-period=10", "sh", dir.file("plugin.sh")});
   ASSERT_TRUE(d);
   RawClient c;
   ASSERT_TRUE(c.connect_unix(d->socket()));

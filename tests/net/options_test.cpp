@@ -1,7 +1,10 @@
 // The nbdkit-compatible command line (net/options.hpp).
 #include <gtest/gtest.h>
 
+#include "net/call_log.hpp"
 #include "net/options.hpp"
+
+#include <cerrno>
 
 namespace nbdd::net {
 namespace {
@@ -71,18 +74,239 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_FALSE(o.wants_tcp());
 }
 
-TEST(Options, PluginArgumentsAreNotOptions) {
-  const auto r = parse({"-f", "sh", "-", "-v", "size=1"});
+// nbdkit's getopt_long permutes: options after the plugin name are options too, and the
+// words that are not options keep their order ("-" alone is a word).
+TEST(Options, OptionsAnywhereOnTheLine) {
+  auto r = parse({"-f", "sh", "-", "-v", "size=1"});
   ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_FALSE(r.options.verbose);
+  EXPECT_TRUE(r.options.verbose);
   EXPECT_EQ(r.options.plugin, "sh");
-  EXPECT_EQ(r.options.plugin_args, (std::vector<std::string>{"-", "-v", "size=1"}));
+  EXPECT_EQ(r.options.plugin_args, (std::vector<std::string>{"-", "size=1"}));
+
+  r = parse({"file", "x.img", "-r"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.options.readonly);
+  EXPECT_EQ(r.options.plugin, "file");
+  EXPECT_EQ(r.options.plugin_args, std::vector<std::string>{"x.img"});
+
+  r = parse({"-U", "-", "memory", "1G", "--run", "nbdinfo $uri"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.unix_path, "-");
+  EXPECT_EQ(r.options.run, "nbdinfo $uri");
+  EXPECT_EQ(r.options.plugin_args, std::vector<std::string>{"1G"});
+
+  r = parse({"memory", "--dump-plugin"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.options.dump_plugin);
+  EXPECT_TRUE(r.options.plugin_args.empty());
+
+  // Words between options, and an option's value that looks like an option.
+  r = parse({"memory", "-e", "-r", "size=1M", "--filter", "cow", "a=b", "-fv"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.exportname, "-r");
+  EXPECT_FALSE(r.options.readonly);
+  EXPECT_EQ(r.options.filters, std::vector<std::string>{"cow"});
+  EXPECT_TRUE(r.options.foreground && r.options.verbose);
+  EXPECT_EQ(r.options.plugin_args, (std::vector<std::string>{"size=1M", "a=b"}));
 }
 
 TEST(Options, DoubleDashEndsOptions) {
-  const auto r = parse({"-f", "--", "-weird-plugin-name"});
+  auto r = parse({"-f", "--", "-weird-plugin-name"});
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.options.plugin, "-weird-plugin-name");
+  r = parse({"sh", "script", "--", "-v", "--run=x"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_FALSE(r.options.verbose);
+  EXPECT_FALSE(r.options.run);
+  EXPECT_EQ(r.options.plugin_args, (std::vector<std::string>{"script", "-v", "--run=x"}));
+}
+
+// glibc's getopt under POSIXLY_CORRECT stops at the first word that is not an option.
+TEST(Options, PosixlyCorrectStopsAtThePlugin) {
+  const auto r = parse_options(std::vector<std::string>{"nbdd", "-f", "file", "x.img", "-r"}, true);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.options.foreground);
+  EXPECT_FALSE(r.options.readonly);
+  EXPECT_EQ(r.options.plugin_args, (std::vector<std::string>{"x.img", "-r"}));
+}
+
+// Every alias of nbdkit 1.32's option table sets what its short form sets.
+TEST(Options, NbdkitAliases) {
+  struct Case {
+    std::vector<std::string> args;
+    bool (*holds)(const Options&);
+  };
+  const Case cases[] = {
+      {{"--read-only"}, [](const Options& o) { return o.readonly; }},
+      {{"--readonly"}, [](const Options& o) { return o.readonly; }},
+      {{"--pid-file=/p"}, [](const Options& o) { return o.pidfile == "/p"; }},
+      {{"--pidfile", "/p"}, [](const Options& o) { return o.pidfile == "/p"; }},
+      {{"--export-name=x"}, [](const Options& o) { return o.exportname == "x"; }},
+      {{"--export", "x"}, [](const Options& o) { return o.exportname == "x"; }},
+      {{"--exportname=x"}, [](const Options& o) { return o.exportname == "x"; }},
+      {{"--foreground"}, [](const Options& o) { return o.foreground; }},
+      {{"--no-fork"}, [](const Options& o) { return o.foreground; }},
+      {{"--ip-addr=::1"}, [](const Options& o) { return o.ipaddr == "::1"; }},
+      {{"--ipaddr", "::1"}, [](const Options& o) { return o.ipaddr == "::1"; }},
+      {{"--new-style"}, [](const Options& o) { return !o.readonly; }},
+      {{"--newstyle"}, [](const Options& o) { return !o.readonly; }},
+      {{"--single"}, [](const Options& o) { return o.single; }},
+      {{"--stdin"}, [](const Options& o) { return o.single; }},
+      {{"--unix=/s"}, [](const Options& o) { return o.unix_path == "/s"; }},
+      {{"--port=10810"}, [](const Options& o) { return o.port == "10810"; }},
+      {{"--threads=3"}, [](const Options& o) { return o.threads == 3; }},
+      {{"--verbose"}, [](const Options& o) { return o.verbose; }},
+      {{"--version"}, [](const Options& o) { return o.version; }},
+      {{"--ipv4-only"}, [](const Options& o) { return o.family == AddressFamily::ipv4; }},
+      {{"-4"}, [](const Options& o) { return o.family == AddressFamily::ipv4; }},
+      {{"--ipv6-only"}, [](const Options& o) { return o.family == AddressFamily::ipv6; }},
+      {{"-6"}, [](const Options& o) { return o.family == AddressFamily::ipv6; }},
+      {{"-u", "nobody"}, [](const Options& o) { return o.user == "nobody"; }},
+      {{"--user=nobody"}, [](const Options& o) { return o.user == "nobody"; }},
+      {{"-g", "nogroup"}, [](const Options& o) { return o.group == "nogroup"; }},
+      {{"--group=nogroup"}, [](const Options& o) { return o.group == "nogroup"; }},
+      {{"--log=null"}, [](const Options& o) { return o.log == LogDestination::null_log; }},
+      {{"--log=stderr"}, [](const Options& o) { return o.log == LogDestination::stderr_log; }},
+      {{"--swap"}, [](const Options& o) { return o.swap; }},
+      {{"-D", "memory.x=1"}, [](const Options& o) { return o.debug_flags == std::vector<std::string>{"memory.x=1"}; }},
+      {{"--debug=a.b=0x10"}, [](const Options& o) { return o.debug_flags.size() == 1; }},
+      {{"--mask-handshake=3"}, [](const Options& o) { return !o.readonly; }},
+      {{"--mask-handshake=0xffffffff"}, [](const Options& o) { return !o.readonly; }},
+      // Unambiguous prefixes, and prefixes shared only by aliases of one option.
+      {{"--fore"}, [](const Options& o) { return o.foreground; }},
+      {{"--read"}, [](const Options& o) { return o.readonly; }},
+      {{"--exp=x"}, [](const Options& o) { return o.exportname == "x"; }},
+      {{"--thr", "5"}, [](const Options& o) { return o.threads == 5; }},
+      {{"--verb"}, [](const Options& o) { return o.verbose; }},
+      {{"--new"}, [](const Options&) { return true; }},
+      // Prefixes nbdkit resolves keep nbdkit's meaning despite nbdd's own options.
+      {{"--exit"}, [](const Options& o) { return o.exit_with_parent; }},
+      {{"--gr", "0"}, [](const Options& o) { return o.group == "0"; }},
+      {{"--h"}, [](const Options& o) { return o.help; }},
+      {{"--ma=3"}, [](const Options& o) { return o.max_connections == 0; }},  // --mask-handshake
+      // nbdd's own options abbreviate where nothing of nbdkit's competes.
+      {{"--exit-t=1"}, [](const Options& o) { return o.exit_timeout == core::Duration::from_s(1); }},
+      {{"--grace=2"}, [](const Options& o) { return o.grace_period == core::Duration::from_s(2); }},
+      {{"--max=5"}, [](const Options& o) { return o.max_connections == 5; }},
+      {{"--busy=7"}, [](const Options& o) { return o.busy_poll_us == 7; }},
+  };
+  for (const auto& c : cases) {
+    auto args = c.args;
+    args.insert(args.end(), {"memory", "1M"});
+    const auto r = parse(args);
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(c.args) << ": " << r.error;
+    EXPECT_TRUE(c.holds(r.options)) << ::testing::PrintToString(c.args);
+  }
+}
+
+TEST(Options, ThreadsAsNbdkitReadsThem) {
+  EXPECT_EQ(parse({"-t", "0", "memory"}).options.threads, 16u);  // 0 = the default
+  EXPECT_EQ(parse({"-t", "0x10", "memory"}).options.threads, 16u);
+  EXPECT_EQ(parse({"-t", "010", "memory"}).options.threads, 8u);
+  EXPECT_EQ(parse({"-t", " 4", "memory"}).options.threads, 4u);
+  EXPECT_EQ(parse({"-t1", "memory"}).options.threads, 1u);
+  for (const char* bad : {"-1", "", "4x", "1025", "+3"})
+    EXPECT_FALSE(parse({"-t", bad, "memory"}).ok()) << bad;
+}
+
+TEST(Options, TlsOptions) {
+  auto r = parse({"--tls=require", "--tls-certificates=/etc/pki/nbdkit", "--tls-verify-peer", "memory", "1M"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.tls, Options::Tls::require);
+  EXPECT_TRUE(r.options.tls_given);
+  EXPECT_EQ(r.options.tls_certificates, "/etc/pki/nbdkit");
+  EXPECT_TRUE(r.options.tls_verify_peer);
+  EXPECT_FALSE(parse({"memory"}).options.tls_given);
+  r = parse({"memory", "--tls", "on", "--tls-psk", "keys.psk"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.tls, Options::Tls::on);
+  EXPECT_EQ(r.options.tls_psk, "keys.psk");
+  // nbdkit: require/required/force (any case), else nbdkit_parse_bool's words.
+  const std::pair<const char*, Options::Tls> spellings[] = {
+      {"off", Options::Tls::off},     {"0", Options::Tls::off},          {"No", Options::Tls::off},
+      {"on", Options::Tls::on},       {"yes", Options::Tls::on},         {"TRUE", Options::Tls::on},
+      {"1", Options::Tls::on},        {"require", Options::Tls::require}, {"Required", Options::Tls::require},
+      {"force", Options::Tls::require}};
+  for (const auto& [text, mode] : spellings) {
+    const auto t = parse({std::string("--tls=") + text, "memory"});
+    ASSERT_TRUE(t.ok()) << text << ": " << t.error;
+    EXPECT_EQ(t.options.tls, mode) << text;
+  }
+  EXPECT_FALSE(parse({"--tls=maybe", "memory"}).ok());
+}
+
+TEST(Options, ExitTimeout) {
+  EXPECT_EQ(parse({"memory"}).options.exit_timeout, core::Duration::from_s(2));
+  EXPECT_EQ(parse({"--exit-timeout=500ms", "memory"}).options.exit_timeout, core::Duration::from_ms(500));
+  EXPECT_EQ(parse({"memory", "--exit-timeout", "3"}).options.exit_timeout, core::Duration::from_s(3));
+  EXPECT_FALSE(parse({"--exit-timeout=soon", "memory"}).ok());
+}
+
+// --dump-config, --long-options and --short-options act when met (nbdkit exits inside its
+// getopt loop): what follows is not parsed, what came before is.
+TEST(Options, ImmediateActions) {
+  EXPECT_EQ(parse({"--dump-config"}).options.immediate, ImmediateAction::dump_config);
+  EXPECT_EQ(parse({"--dump-config", "--bogus"}).options.immediate, ImmediateAction::dump_config);
+  EXPECT_TRUE(parse({"--dump-config", "--bogus"}).ok());
+  EXPECT_FALSE(parse({"--bogus", "--dump-config"}).ok());
+  EXPECT_EQ(parse({"--long-options"}).options.immediate, ImmediateAction::long_options);
+  EXPECT_EQ(parse({"--short-options"}).options.immediate, ImmediateAction::short_options);
+  EXPECT_EQ(short_options_text(), "-4\n-6\n-D\n-e\n-f\n-g\n-i\n-n\n-o\n-p\n-P\n-r\n-s\n-t\n-u\n-U\n-v\n-V\n");
+}
+
+// nbdkit 1.32.5's `nbdkit --long-options`: each is known to nbdd (works or is refused by
+// name, never "unknown"), listed by nbdd's --long-options, and spelled out in full wins over
+// any longer name it is a prefix of.
+TEST(Options, EveryNbdkitLongOptionIsKnown) {
+  const char* nbdkit_long[] = {
+      "ipv4-only",   "ipv6-only",     "debug",   "dump-config",   "dump-plugin",   "exit-with-parent",
+      "export",      "export-name",   "exportname", "filter",     "foreground",    "no-fork",
+      "group",       "help",          "ip-addr", "ipaddr",        "log",           "mask-handshake",
+      "new-style",   "newstyle",      "no-sr",   "old-style",     "oldstyle",      "pid-file",
+      "pidfile",     "port",          "read-only", "readonly",    "run",           "selinux-label",
+      "single",      "stdin",         "swap",    "threads",       "tls",           "tls-certificates",
+      "tls-psk",     "tls-verify-peer", "unix",  "user",          "verbose",       "version",
+      "vsock"};
+  const std::string listed = long_options_text();
+  for (const char* name : nbdkit_long) {
+    EXPECT_NE(listed.find(std::string("--") + name + "\n"), std::string::npos) << name;
+    const auto r = parse({std::string("--") + name, "x", "memory"});
+    EXPECT_EQ(r.error.find("unknown option"), std::string::npos) << name << ": " << r.error;
+    EXPECT_EQ(r.error.find("ambiguous"), std::string::npos) << name << ": " << r.error;
+  }
+}
+
+TEST(Options, AmbiguousPrefixesNameTheCandidates) {
+  auto r = parse({"--no", "memory"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("ambiguous"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("--no-fork"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("--no-sr"), std::string::npos) << r.error;
+  EXPECT_FALSE(parse({"--ip=x", "memory"}).ok());   // ip-addr, ipaddr, ipv4-only, ipv6-only
+  EXPECT_FALSE(parse({"--tls-", "x", "memory"}).ok());
+  EXPECT_FALSE(parse({"--p", "1", "memory"}).ok());  // pid-file, pidfile, port
+}
+
+// The rest of nbdkit's options: refused, naming the option and saying nbdd lacks it.
+TEST(Options, UnsupportedNbdkitOptionsAreRefusedByName) {
+  const std::pair<std::vector<std::string>, const char*> cases[] = {
+      {{"-o"}, "-o"},
+      {{"--oldstyle"}, "--oldstyle"},
+      {{"--old-style"}, "--old-style"},
+      {{"--no-sr"}, "--no-sr"},
+      {{"--vsock"}, "--vsock"},
+      {{"--selinux-label=system_u:object_r:svirt_t:s0"}, "--selinux-label"},
+      {{"--mask-handshake=1"}, "--mask-handshake"},
+      {{"--mask-handshake=0"}, "--mask-handshake"},
+  };
+  for (const auto& [args, name] : cases) {
+    auto full = args;
+    full.insert(full.end(), {"memory", "1M"});
+    const auto r = parse(full);
+    EXPECT_FALSE(r.ok()) << name;
+    EXPECT_NE(r.error.find(name), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("not supported"), std::string::npos) << r.error;
+  }
 }
 
 TEST(Options, BadUsageNamesWhatWasWrong) {
@@ -97,9 +321,19 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
       {{"--bogus", "memory"}, "--bogus"},
       {{"-p", "99999", "memory"}, "port"},
       {{"-p", "abc", "memory"}, "port"},
-      {{"-t", "0", "memory"}, "thread"},
+      {{"-t", "-1", "memory"}, "thread"},
+      {{"--dump-plugin"}, "--dump-plugin"},
+      {{"-s", "--dump-plugin", "memory"}, "-s"},
+      {{"-D", "nodot", "memory"}, "NAME.FLAG=N"},
+      {{"-D", "a.b", "memory"}, "NAME.FLAG=N"},
+      {{"-D", "a.b=x", "memory"}, "NAME.FLAG=N"},
+      {{"--mask-handshake=x", "memory"}, "--mask-handshake"},
+      {{"--log=null2", "memory"}, "--log"},
+      {{"--port", "", "memory"}, "port"},
+      {{"memory", "--port"}, "requires an argument"},
       {{"-t"}, "requires an argument"},
       {{"--log=foo", "memory"}, "--log"},
+      {{"--log=syslogx", "memory"}, "--log"},
       {{"--grace-period=soon", "memory"}, "--grace-period"},
       {{"--max-connections=-1", "memory"}, "--max-connections"},
       {{"--busy-poll=10001", "memory"}, "--busy-poll"},
@@ -108,7 +342,6 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
       {{"-s", "--run", "true", "memory"}, "-s"},
       {{"-o", "memory"}, "oldstyle"},
       {{"--filter=", "memory"}, "filter"},
-      {{"--tls=require", "memory"}, "TLS"},
       {{"--foreground=yes", "memory"}, "takes no argument"},
   };
   for (const auto& c : cases) {
@@ -150,6 +383,64 @@ TEST(Options, Durations) {
   EXPECT_FALSE(parse_duration("1."));
   EXPECT_FALSE(parse_duration("x"));
   EXPECT_FALSE(parse_duration("-1"));
+}
+
+// -v's plugin-call line (net/call_log.hpp): nbdkit's words for each call, then the result.
+TEST(CallLog, NbdkitWordsAndTheResult) {
+  core::PluginCall call;
+  call.kind = core::CallKind::pread;
+  call.count = 4096;
+  call.offset = 0;
+  EXPECT_EQ(describe_plugin_call("memory", call, 0), "memory: pread count=4096 offset=0 -> 0");
+  EXPECT_EQ(describe_plugin_call("memory", call, EIO), "memory: pread count=4096 offset=0 -> error EIO");
+  call.kind = core::CallKind::pwrite;
+  call.offset = 1024;
+  call.count = 512;
+  call.flags = core::call_flag::fua;
+  EXPECT_EQ(describe_plugin_call("file", call, ENOSPC), "file: pwrite count=512 offset=1024 fua=1 -> error ENOSPC");
+  call.kind = core::CallKind::zero;
+  call.flags = core::call_flag::may_trim | core::call_flag::fast_zero;
+  EXPECT_EQ(describe_plugin_call("m", call, ENOTSUP),
+            "m: zero count=512 offset=1024 may_trim=1 fua=0 fast=1 -> error ENOTSUP");
+  call.kind = core::CallKind::trim;
+  call.flags = 0;
+  EXPECT_EQ(describe_plugin_call("m", call, 0), "m: trim count=512 offset=1024 fua=0 -> 0");
+  call.kind = core::CallKind::flush;
+  EXPECT_EQ(describe_plugin_call("m", call, 0), "m: flush -> 0");
+  call.kind = core::CallKind::cache;
+  EXPECT_EQ(describe_plugin_call("m", call, 0), "m: cache count=512 offset=1024 -> 0");
+  std::vector<core::Extent> extents{{0, 512, 0}, {512, 512, 3}};
+  call.kind = core::CallKind::extents;
+  call.flags = core::call_flag::req_one;
+  call.extents = &extents;
+  EXPECT_EQ(describe_plugin_call("m", call, 0), "m: extents count=512 offset=1024 req_one=1 -> 0 extents=2");
+  EXPECT_EQ(describe_plugin_call("m", call, 12345), "m: extents count=512 offset=1024 req_one=1 -> error errno 12345");
+}
+
+TEST(CallLog, LifecycleCallsAndHostileExportNames) {
+  core::PluginCall call;
+  call.kind = core::CallKind::open;
+  call.readonly = true;
+  const std::string name = std::string("a\"b\n") + std::string(300, 'x');
+  call.export_name = name;
+  core::ExportInfo info;
+  info.name = "disk";
+  info.size_bytes = 1048576;
+  call.info = &info;
+  const std::string line = describe_plugin_call("sh", call, 0);
+  EXPECT_EQ(line.rfind("sh: open readonly=1 exportname=\"a\\\"b\\x0a", 0), 0u) << line;
+  EXPECT_NE(line.find("x\"... -> 0 exportname=\"disk\" size=1048576"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_LT(line.size(), 400u);  // bounded whatever the client sent
+  call.kind = core::CallKind::preconnect;
+  EXPECT_EQ(describe_plugin_call("sh", call, EPERM), "sh: preconnect readonly=1 -> error EPERM");
+  call.kind = core::CallKind::close;
+  EXPECT_EQ(describe_plugin_call("sh", call, 0), "sh: close -> 0");
+  std::vector<core::ExportEntry> exports{{"a", ""}};
+  call.kind = core::CallKind::list_exports;
+  call.readonly = false;
+  call.exports = &exports;
+  EXPECT_EQ(describe_plugin_call("sh", call, 0), "sh: list_exports readonly=0 -> 0 exports=1");
 }
 
 }  // namespace

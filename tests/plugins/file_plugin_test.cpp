@@ -167,5 +167,41 @@ TEST(FilePluginErrors, DirectoryAsFileIsRefusedWithAHint) {
   EXPECT_NE(error.find("dir="), std::string::npos) << error;
 }
 
+// cache=none and fadvise= (nbdkit-file-plugin's): the bytes are the same whatever the
+// caching; bad values are refused at start-up, naming them.
+TEST_F(FileTest, CacheNoneAndFadviseServeTheSameBytes) {
+  ASSERT_EQ(h->start({path, "cache=none", "fadvise=random"}), "");
+  ASSERT_EQ(h->open(conn), 0);
+  for (int i = 0; i < 20; ++i) {  // more writes than the eviction window holds
+    const auto data = filled(4096, static_cast<unsigned char>(i + 1));
+    ASSERT_EQ(h->pwrite(conn, data, 4096 * i), 0);
+  }
+  for (int i = 0; i < 20; ++i) {
+    std::vector<std::byte> back(4096);
+    ASSERT_EQ(h->pread(conn, back, 4096 * i), 0);
+    EXPECT_EQ(back, filled(4096, static_cast<unsigned char>(i + 1))) << i;
+  }
+  ASSERT_EQ(h->close(conn), 0);
+}
+
+TEST(FilePluginParameters, EveryFadviseAndCacheValue) {
+  TempDir dir;
+  const std::string path = dir.file("p.img");
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  ::close(fd);
+  for (const char* arg : {"fadvise=normal", "fadvise=random", "fadvise=sequential", "cache=default", "cache=none"}) {
+    HostHarness h(std::make_unique<FilePlugin>());
+    EXPECT_EQ(h.start({path, arg}), "") << arg;
+  }
+  for (const char* arg : {"fadvise=fast", "cache=all", "cache="}) {
+    HostHarness h(std::make_unique<FilePlugin>());
+    const std::string error = h.start({path, arg});
+    EXPECT_NE(error.find(std::string(arg).substr(std::string(arg).find('=') + 1)), std::string::npos) << arg << error;
+    EXPECT_FALSE(error.empty()) << arg;
+  }
+}
+
 }  // namespace
 }  // namespace nbdd::test

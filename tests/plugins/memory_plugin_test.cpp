@@ -261,5 +261,81 @@ TEST_F(MemoryTest, ConcurrentLoansAndTrimsNeverFreeALentPage) {
   for (auto& r : readers) r.join();
 }
 
+// allocator= (nbdkit-memory-plugin's): sparse and malloc[,mlock=true] work; zstd and
+// anything else are refused at start-up, naming the value.
+TEST(MemoryAllocator, MallocServesTheSameBytesWithoutSparseness) {
+  for (const char* allocator : {"allocator=malloc", "allocator=malloc,mlock=true", "allocator=malloc,mlock=false"}) {
+    HostHarness h(std::make_unique<MemoryPlugin>());
+    ASSERT_EQ(h.start({"1M", allocator}), "") << allocator;
+    auto& mem = h.plugin_as<MemoryPlugin>();
+    EXPECT_EQ(mem.locked_in_ram(), std::string(allocator).find("mlock=true") != std::string::npos) << allocator;
+    EXPECT_FALSE(mem.has_pread_lend());
+    ConnectionPluginState c;
+    ASSERT_EQ(h.open(c), 0);
+    std::vector<std::byte> data(3 * page + 5);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 13 + 1);
+    ASSERT_EQ(h.pwrite(c, data, 777), 0);
+    std::vector<std::byte> back(data.size());
+    ASSERT_EQ(h.pread(c, back, 777), 0);
+    EXPECT_EQ(back, data);
+    ASSERT_EQ(h.zero(c, 100, 800), 0);
+    ASSERT_EQ(h.trim(c, 10, 1000), 0);
+    ASSERT_EQ(h.pread(c, back, 777), 0);
+    for (std::size_t i = 0; i < back.size(); ++i) {
+      const std::uint64_t at = 777 + i;
+      const bool zeroed = (at >= 800 && at < 900) || (at >= 1000 && at < 1010);
+      ASSERT_EQ(back[i], zeroed ? std::byte{0} : data[i]) << allocator << " at " << at;
+    }
+    std::vector<core::Extent> out;
+    ASSERT_EQ(h.extents(c, 1 << 20, 0, 0, out), 0);
+    ASSERT_EQ(out.size(), 1u);  // all data, as nbdkit's malloc allocator
+    EXPECT_EQ(out[0].type, 0u);
+    EXPECT_EQ(out[0].length, 1u << 20);
+    ASSERT_EQ(h.close(c), 0);
+  }
+}
+
+TEST(MemoryAllocator, SparseIsTheDefaultAndRefusalsNameTheValue) {
+  HostHarness sparse(std::make_unique<MemoryPlugin>());
+  ASSERT_EQ(sparse.start({"1M", "allocator=sparse"}), "");
+  EXPECT_TRUE(sparse.plugin_as<MemoryPlugin>().has_pread_lend());
+  EXPECT_FALSE(sparse.plugin_as<MemoryPlugin>().locked_in_ram());
+  const std::pair<const char*, const char*> refused[] = {
+      {"allocator=zstd", "zstd"},
+      {"allocator=foo", "foo"},
+      {"allocator=sparse,mlock=true", "mlock=true"},
+      {"allocator=malloc,mlock=maybe", "mlock"},
+      {"allocator=malloc,bar=1", "bar=1"},
+  };
+  for (const auto& [arg, mentions] : refused) {
+    HostHarness h(std::make_unique<MemoryPlugin>());
+    const std::string error = h.start({"1M", arg});
+    EXPECT_NE(error.find(mentions), std::string::npos) << arg << ": " << error;
+  }
+}
+
+// Concurrent writers and readers of the same regions: the striped locks keep every read
+// whole (one writer's bytes or another's, never a mix within a region); TSan checks races.
+TEST(MemoryAllocator, MallocUnderConcurrentWriters) {
+  HostHarness h(std::make_unique<MemoryPlugin>());
+  ASSERT_EQ(h.start({"1M", "allocator=malloc"}), "");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      ConnectionPluginState c;
+      c.id = t;
+      ASSERT_EQ(h.open(c), 0);
+      std::vector<std::byte> back(page);
+      for (int i = 0; i < 200; ++i) {
+        ASSERT_EQ(h.pwrite(c, filled(page, static_cast<unsigned char>(t + 1)), page * (i % 4)), 0);
+        ASSERT_EQ(h.pread(c, back, page * ((i + 1) % 4)), 0);
+        for (std::size_t k = 1; k < back.size(); ++k) ASSERT_EQ(back[k], back[0]);
+      }
+      ASSERT_EQ(h.close(c), 0);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
 }  // namespace
 }  // namespace nbdd::test
