@@ -126,7 +126,9 @@ class DriverContract : public ::testing::Test {
  protected:
   // lending: the plugin is nonblocking (its data calls run on the I/O thread, as the memory
   // plugin's do) and lends its reads. tcp: listen on 127.0.0.1 instead of a Unix socket.
-  void start(ServerConfig config = {}, bool lending = false, bool tcp = false, bool read_only = false) {
+  // tls: credentials for STARTTLS (config.tls says the mode); must outlive the server.
+  void start(ServerConfig config = {}, bool lending = false, bool tcp = false, bool read_only = false,
+             TlsContext* tls = nullptr) {
     char templ[] = "/tmp/nbdd-net-test-XXXXXX";
     ASSERT_NE(::mkdtemp(templ), nullptr);
     dir_ = templ;
@@ -139,6 +141,7 @@ class DriverContract : public ::testing::Test {
     host_ = std::make_unique<plugin::PluginHost>(std::move(p), server_->hooks());
     ASSERT_EQ(host_->start({}), "");
     server_->set_plugin(*host_, core::ThreadModel::parallel, read_only);
+    if (tls != nullptr) server_->set_tls(tls);
     if (tcp) {
       tcp_port_ = nbdd::testing::free_tcp_port();
       ASSERT_EQ(server_->listen_tcp("127.0.0.1", std::to_string(tcp_port_)), "");

@@ -104,23 +104,9 @@ class TlsSession : public DriverContract {
     std::string error;
     tls_ = make_tls_context(o, error);
     ASSERT_NE(tls_, nullptr) << error;
-    char templ[] = "/tmp/nbdd-net-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(templ), nullptr);
-    dir_ = templ;
     ServerConfig config;
-    config.worker_threads = 4;
     config.tls = mode;
-    server_ = std::make_unique<Server>(config);
-    auto p = std::make_unique<TestPlugin>();
-    p->lending = lending;
-    plugin_ = p.get();
-    host_ = std::make_unique<plugin::PluginHost>(std::move(p), server_->hooks());
-    ASSERT_EQ(host_->start({}), "");
-    server_->set_plugin(*host_, core::ThreadModel::parallel, false);
-    server_->set_tls(tls_.get());
-    tcp_port_ = nbdd::testing::free_tcp_port();
-    ASSERT_EQ(server_->listen_tcp("127.0.0.1", std::to_string(tcp_port_)), "");
-    result_ = std::async(std::launch::async, [this] { return server_->run(); });
+    start(config, lending, /*tcp=*/true, /*read_only=*/false, tls_.get());
   }
   void TearDown() override {
     DriverContract::TearDown();
