@@ -139,10 +139,11 @@ std::string apply_option(Options& o, const OptionSpec& spec, const std::string& 
     // Bit 0 is NBD_FLAG_FIXED_NEWSTYLE, bit 1 NBD_FLAG_NO_ZEROES; nbdd always offers both.
     if ((mask & 3) != 3)
       return not_supported(shown + "=" + value,
-                           "nbdd always offers fixed newstyle and no-zeroes; only masks with bits 0 and 1 set are accepted");
+                           "nbdd always offers fixed newstyle and no-zeroes; only masks with bits 0 and 1 set "
+                           "are accepted");
   } else if (n == "newstyle") {
-  }  // the only protocol nbdd speaks
-  else if (n == "no-sr") return not_supported(shown, "structured replies cannot be turned off");
+    // the only protocol nbdd speaks: nothing to set
+  } else if (n == "no-sr") return not_supported(shown, "structured replies cannot be turned off");
   else if (n == "oldstyle") return not_supported(shown, "the oldstyle protocol");
   else if (n == "pidfile") {
     if (value.empty()) return shown + ": empty file name";

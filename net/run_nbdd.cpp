@@ -123,6 +123,10 @@ void print_config() {
   std::printf("tls=yes\n");
   std::printf("version=%s\n", NBDD_VERSION);
   std::printf("version_git=%s\n", NBDD_GIT_REVISION);
+  unsigned major = 0, minor = 0;
+  if (std::sscanf(NBDD_VERSION, "%u.%u", &major, &minor) == 2)
+    std::printf("version_major=%u\nversion_minor=%u\n", major, minor);
+  std::printf("zstd=no\n");  // the memory plugin has no zstd allocator
 }
 
 struct TempDir {
@@ -131,6 +135,16 @@ struct TempDir {
     if (!path.empty()) ::rmdir(path.c_str());
   }
 };
+
+// A path the user gave, made absolute now: a background nbdd changes to / before using it.
+std::string absolute_path(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char* cwd = ::getcwd(nullptr, 0);
+  if (cwd == nullptr) return path;
+  std::string out = std::string(cwd) + "/" + path;
+  std::free(cwd);
+  return out;
+}
 
 // The TCP addresses to listen on: -i's (or every address) as given, or with -4/-6 the
 // numeric addresses of that family it resolves to, so the listener binds only those.
@@ -173,7 +187,7 @@ std::string listen_all(const net::Options& o, net::Server& server, TempDir& tmp,
     tmp.path = templ;
     unix_path = templ + "/socket";
   } else if (o.unix_path) {
-    unix_path = *o.unix_path;
+    unix_path = absolute_path(*o.unix_path);  // as nbdkit: $unixsocket, and the unlink at exit after chdir("/")
   }
   if (!unix_path.empty())
     if (auto e = server.listen_unix(unix_path); !e.empty()) return e;
@@ -185,16 +199,6 @@ std::string listen_all(const net::Options& o, net::Server& server, TempDir& tmp,
     if (!e.empty()) return e;
   }
   return {};
-}
-
-// A path the user gave, made absolute now: a background nbdd changes to / before using it.
-std::string absolute_path(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  char* cwd = ::getcwd(nullptr, 0);
-  if (cwd == nullptr) return path;
-  std::string out = std::string(cwd) + "/" + path;
-  std::free(cwd);
-  return out;
 }
 
 // --swap (nbdkit's): everything in RAM now and later, so serving a swap device never waits

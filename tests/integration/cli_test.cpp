@@ -192,6 +192,24 @@ TEST(Cli, RelativePathsWorkInBackgroundMode) {
   EXPECT_EQ(wait_child(pid, 20s), 0);
 }
 
+// A relative -U is made absolute, as nbdkit does: $unixsocket names it fully, and a background
+// nbdd (which changes to /) still removes its socket at exit.
+TEST(Cli, RelativeUnixSocketIsMadeAbsolute) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  TempDir dir;
+  auto r = run_shell("cd '" + dir.path + "' && " + nbdd() + " -U run.sock memory 1M --run 'echo \"$unixsocket\"'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, dir.file("run.sock") + "\n");
+  r = run_shell("cd '" + dir.path + "' && " + nbdd() + " -P bg.pid -U bg.sock memory 1M", 60);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int pid = std::atoi(read_file(dir.file("bg.pid")).c_str());
+  ASSERT_GT(pid, 1);
+  EXPECT_TRUE(can_connect_unix(dir.file("bg.sock")));
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_child(pid, 20s), 0);
+  EXPECT_NE(::access(dir.file("bg.sock").c_str(), F_OK), 0) << "the socket was left behind";
+}
+
 TEST(Cli, PidFileThatCannotBeWrittenFailsBeforeTheFork) {
   TempDir dir;
   const auto r = run_shell(nbdd() + " -P /nonexistent-dir/x.pid -U " + dir.file("s.sock") + " memory 1M", 30);
@@ -287,18 +305,20 @@ TEST(Cli, VerboseLogShowsInputsAndActions) {
 }
 
 // -v logs each plugin call with its arguments and result (net/call_log.hpp), in nbdkit's
-// words. Enabled once net/connection_session.cpp calls describe_plugin_call.
-TEST(Cli, DISABLED_VerboseLogShowsPluginCalls) {
+// words (net/connection_session.cpp calls describe_plugin_call for inline, worker and lent calls).
+TEST(Cli, VerboseLogShowsPluginCalls) {
   TempDir dir;
   auto d = Daemon::start_unix(dir, {"-v", "memory", "1M"});
   ASSERT_TRUE(d);
-  const auto r = run_shell("nbdsh -u '" + d->uri() + "' -c 'h.pread(4096, 8192)' -c 'h.zero(512, 0)'");
+  const auto r = run_shell("nbdsh -u '" + d->uri() +
+                           "' -c 'h.pread(4096, 8192)' -c 'h.pread(65536, 0)' -c 'h.zero(512, 0)'");
   EXPECT_EQ(r.status, 0) << r.output;
   d->signal(SIGTERM);
   EXPECT_EQ(d->wait_exit(20s), 0);
   const auto log = d->stderr_text();
   EXPECT_NE(log.find("memory: open readonly=0 exportname=\"\" -> 0"), std::string::npos) << log;
   EXPECT_NE(log.find("memory: pread count=4096 offset=8192 -> 0"), std::string::npos) << log;
+  EXPECT_NE(log.find("memory: pread count=65536 offset=0 -> 0"), std::string::npos) << "lent read:\n" << log;
   EXPECT_NE(log.find("memory: zero count=512 offset=0 may_trim="), std::string::npos) << log;
 }
 

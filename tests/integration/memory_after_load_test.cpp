@@ -84,9 +84,16 @@ TEST(MemoryAfterLoad, RssStaysFlatOverEightBurstsOfAThousandConnections) {
     burst(d->socket());
     if (HasFatalFailure()) return;
     // Every connection ended on the server side (its socket closed), then a moment for the
-    // server strand to see the last one finish.
-    for (int i = 0; i < 3000 && open_fds(d->pid()) > idle_fds; ++i) std::this_thread::sleep_for(10ms);
-    ASSERT_LE(open_fds(d->pid()), idle_fds) << "connections still open after round " << round;
+    // server strand to see the last one finish. A few descriptors may come and go besides
+    // the 1,000 sockets (an I/O shard's reactor is made on its first connection): the bound
+    // is loose, the sockets are not.
+    const int fds_max = idle_fds + 8;
+    int fds = open_fds(d->pid());
+    for (int i = 0; i < 3000 && fds > fds_max; ++i) {
+      std::this_thread::sleep_for(10ms);
+      fds = open_fds(d->pid());
+    }
+    ASSERT_LE(fds, fds_max) << "connections still open after round " << round;
     std::this_thread::sleep_for(300ms);
     after.push_back(rss_kib(d->pid()));
     std::printf("[ rss      ] after round %d: %.1f MiB (idle %.1f MiB)\n", round, after.back() / 1024.0, idle / 1024.0);
