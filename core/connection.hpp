@@ -83,6 +83,12 @@ struct ConnectionConfig {
   // list_exports and open are told so.
   bool read_only = false;
   TlsMode tls = TlsMode::off;
+  // nbdkit's --mask-handshake: the greeting's flags are FIXED_NEWSTYLE (bit 0) and
+  // NO_ZEROES (bit 1) ANDed with this; a client setting a flag that was not offered is closed.
+  std::uint16_t handshake_flags_mask = 0xffff;
+  // nbdkit's --no-sr: STRUCTURED_REPLY (and EXTENDED_HEADERS, which implies it) get
+  // ERR_UNSUP, so replies stay simple and there is no BLOCK_STATUS.
+  bool structured_replies = true;
   ThreadModel thread_model = ThreadModel::parallel;
   CallGate* gate = nullptr;  // required for serialize_connections / serialize_all_requests
 };

@@ -140,6 +140,9 @@ class Connection::Impl {
   void handle_starttls(std::span<const std::byte> data);
   void on_tls_done(bool ok);
   bool tls_required_now() const { return config_.tls == TlsMode::require && !tls_up_; }
+  std::uint16_t offered_handshake_flags() const {
+    return static_cast<std::uint16_t>((nbd::flag_fixed_newstyle | nbd::flag_no_zeroes) & config_.handshake_flags_mask);
+  }
   void send_list();
   void answer_opened();
   void enter_transmission();

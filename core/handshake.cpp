@@ -17,8 +17,6 @@
 namespace nbdd::core {
 namespace {
 
-constexpr std::uint32_t known_client_flags = nbd::flag_c_fixed_newstyle | nbd::flag_c_no_zeroes;
-
 std::string_view as_string(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
@@ -48,9 +46,10 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
 void Connection::Impl::on_client_flags(std::span<const std::byte> data) {
   const std::uint32_t flags = wire::load_u32(data.data());
   consume(4);
-  // Spec §3.2: unknown client flags MUST make the server close. Clients without
-  // FIXED_NEWSTYLE (pre-2013) are served like fixed ones, as nbdkit does.
-  if (flags & ~known_client_flags) {
+  // Spec §3.2: unknown client flags, or flags the server did not offer (--mask-handshake),
+  // MUST make the server close. Clients without FIXED_NEWSTYLE (pre-2013) are served like
+  // fixed ones. (The client flag bits are the greeting's bits.)
+  if (flags & ~static_cast<std::uint32_t>(offered_handshake_flags())) {
     abort(EndReason::protocol_violation);
     return;
   }
@@ -180,6 +179,8 @@ void Connection::Impl::refuse_shutting_down() { option_error(nbd::Rep::err_shutd
 
 void Connection::Impl::handle_flag_option(std::span<const std::byte> data) {
   const bool ext = static_cast<nbd::Opt>(option_) == nbd::Opt::extended_headers;
+  if (!config_.structured_replies)  // --no-sr: ERR_UNSUP, as nbdkit (qemu 4.2 wants that one)
+    return option_error(nbd::Rep::err_unsup, "structured replies are disabled on this server");
   if (!data.empty()) return option_error(nbd::Rep::err_invalid, "option takes no data");
   if (!ext && extended_) return option_error(nbd::Rep::err_ext_header_reqd, "extended headers already on");
   if ((ext && extended_) || (!ext && structured_))

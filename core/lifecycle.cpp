@@ -101,7 +101,7 @@ void Connection::Impl::on_preconnect_done(int err) {
   }
   // A shutdown that came while preconnect ran is answered in the handshake like any
   // other: options get ERR_SHUTDOWN until the client leaves or the grace period ends.
-  emit_handshake_bytes(encode_greeting());
+  emit_handshake_bytes(encode_greeting(offered_handshake_flags()));
   reader_ = Reader::client_flags;
 }
 

@@ -105,11 +105,11 @@ void append_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd:
   out.insert(out.end(), data.begin(), data.end());
 }
 
-std::vector<std::byte> encode_greeting() {
+std::vector<std::byte> encode_greeting(std::uint16_t handshake_flags) {
   std::vector<std::byte> out(nbd::greeting_bytes);
   wire::store_u64(out.data(), nbd::init_passwd);
   wire::store_u64(out.data() + 8, nbd::opts_magic);
-  wire::store_u16(out.data() + 16, nbd::flag_fixed_newstyle | nbd::flag_no_zeroes);
+  wire::store_u16(out.data() + 16, handshake_flags);
   return out;
 }
 

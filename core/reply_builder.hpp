@@ -50,7 +50,8 @@ std::size_t encode_block_status_payload(std::span<std::byte> out, ReplyStyle sty
 // Handshake messages.
 void append_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type,
                          std::span<const std::byte> data = {});
-std::vector<std::byte> encode_greeting();
+// handshake_flags: NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES, less what --mask-handshake clears.
+std::vector<std::byte> encode_greeting(std::uint16_t handshake_flags);
 // NBD_OPT_EXPORT_NAME success block; 124 zeroes unless no_zeroes.
 std::vector<std::byte> encode_export_name_reply(std::uint64_t size, std::uint16_t eflags, bool no_zeroes);
 

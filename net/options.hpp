@@ -56,6 +56,8 @@ struct Options {
   std::optional<std::string> tls_certificates;  // --tls-certificates=DIR (absent: nbdkit's default dirs)
   std::optional<std::string> tls_psk;           // --tls-psk=FILE (psktool's username:hexkey lines)
   bool tls_verify_peer = false;                 // --tls-verify-peer
+  std::uint16_t handshake_flags_mask = 0xffff;  // --mask-handshake=MASK
+  bool no_structured_replies = false;           // --no-sr
   // --exit-timeout: once shutdown is forced (a second signal, or the grace period ran out),
   // how long nbdd waits for stuck plugin calls before it exits without unload (status 3).
   core::Duration exit_timeout = core::Duration::from_s(2);

@@ -136,14 +136,12 @@ std::string apply_option(Options& o, const OptionSpec& spec, const std::string& 
   else if (n == "mask-handshake") {
     std::uint64_t mask = 0;
     if (!parse_c_unsigned(value, 0xffffffffu, mask)) return shown + ": bad mask '" + value + "'";
-    // Bit 0 is NBD_FLAG_FIXED_NEWSTYLE, bit 1 NBD_FLAG_NO_ZEROES; nbdd always offers both.
-    if ((mask & 3) != 3)
-      return not_supported(shown + "=" + value,
-                           "nbdd always offers fixed newstyle and no-zeroes; only masks with bits 0 and 1 set "
-                           "are accepted");
+    // Bit 0 is NBD_FLAG_FIXED_NEWSTYLE, bit 1 NBD_FLAG_NO_ZEROES: the greeting offers only
+    // the bits the mask keeps (core::ConnectionConfig::handshake_flags_mask).
+    o.handshake_flags_mask = static_cast<std::uint16_t>(mask & 0xffff);
   } else if (n == "newstyle") {
     // the only protocol nbdd speaks: nothing to set
-  } else if (n == "no-sr") return not_supported(shown, "structured replies cannot be turned off");
+  } else if (n == "no-sr") o.no_structured_replies = true;
   else if (n == "oldstyle") return not_supported(shown, "the oldstyle protocol");
   else if (n == "pidfile") {
     if (value.empty()) return shown + ": empty file name";

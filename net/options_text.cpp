@@ -61,8 +61,9 @@ after the plugin and its parameters; `--` ends them. Long options may be abbrevi
                                 server-key.pem)
       --tls-psk=FILE            pre-shared keys (psktool's username:hexkey lines)
       --tls-verify-peer         require and verify client certificates
-      --mask-handshake=MASK     accepted only with bits 0 and 1 set (nbdd always
-                                offers fixed newstyle and no-zeroes)
+      --mask-handshake=MASK     offer only these global handshake flags (bit 0 fixed
+                                newstyle, bit 1 no-zeroes; default: both)
+      --no-sr             refuse structured replies (ERR_UNSUP): simple replies only
       --max-connections=N refuse clients beyond N at once (default: unlimited)
       --grace-period=DUR  graceful disconnect/shutdown: how long an idle client has to
                           disconnect before it is closed (default 1s; e.g. 500ms, 2.5)
@@ -74,7 +75,7 @@ after the plugin and its parameters; `--` ends them. Long options may be abbrevi
                           one-at-a-time clients, for more CPU (default 300; 0 = never)
       --help              this text (with PLUGIN: also the plugin's parameters)
 
-Refused with a message: -o/--oldstyle, --no-sr, --selinux-label, --vsock.
+Refused with a message: -o/--oldstyle, --selinux-label, --vsock.
 Systemd socket activation (LISTEN_PID/LISTEN_FDS) is used when present.
 )";
 }

@@ -231,6 +231,8 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
 
   net::ServerConfig config;
   config.limits.grace_period = o.grace_period;
+  config.handshake_flags_mask = o.handshake_flags_mask;
+  config.structured_replies = !o.no_structured_replies;
   config.limits.handshake_timeout = o.handshake_timeout;
   config.worker_threads = o.threads;
   config.max_connections = o.max_connections;

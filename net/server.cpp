@@ -167,6 +167,8 @@ void Server::add_session(const Strand& strand, std::unique_ptr<Stream> stream, i
   config.limits = config_.limits;
   config.read_only = read_only_;
   config.tls = config_.tls;
+  config.handshake_flags_mask = config_.handshake_flags_mask;
+  config.structured_replies = config_.structured_replies;
   config.thread_model = thread_model_;
   config.gate = &gate_;
   // Before the session's first plugin call (preconnect): who is on the other end.

@@ -49,6 +49,8 @@ struct ServerConfig {
   std::chrono::milliseconds exit_timeout{2000};
   // --tls: the mode every connection's core runs in (set_tls() gives the credentials).
   core::TlsMode tls = core::TlsMode::off;
+  std::uint16_t handshake_flags_mask = 0xffff;  // --mask-handshake
+  bool structured_replies = true;               // false: --no-sr
 };
 
 class Server {

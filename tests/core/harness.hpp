@@ -129,7 +129,8 @@ struct Harness {
   // greeting is out when the constructor returns (and clear it from `history`).
   explicit Harness(TestExports cat = default_catalog(), Limits lim = Limits{},
                    ThreadModel model = ThreadModel::parallel, CallGate* gate = nullptr, ConnectionId id = 1,
-                   bool answer_preconnect = true, TlsMode tls = TlsMode::off)
+                   bool answer_preconnect = true, TlsMode tls = TlsMode::off,
+                   std::uint16_t handshake_flags_mask = 0xffff, bool structured_replies = true)
       : catalog(std::move(cat)) {
     ConnectionConfig cfg;
     cfg.id = id;
@@ -139,6 +140,8 @@ struct Harness {
     cfg.thread_model = model;
     cfg.gate = gate;
     cfg.tls = tls;
+    cfg.handshake_flags_mask = handshake_flags_mask;
+    cfg.structured_replies = structured_replies;
     conn = std::make_unique<Connection>(cfg);
     disk.assign(catalog.exports[0].size_bytes > (64u << 20) ? 0 : catalog.exports[0].size_bytes, std::byte{0});
     drain();

@@ -224,3 +224,61 @@ TEST(ShutdownForced, AfterAGracefulShutdownStillForces) {
 
 }  // namespace
 }  // namespace nbdd::test
+
+namespace nbdd::test {
+namespace {
+
+// nbdkit's --mask-handshake and --no-sr (ConnectionConfig::handshake_flags_mask,
+// structured_replies).
+Harness masked(std::uint16_t mask, bool structured = true) {
+  return Harness(default_catalog(), Limits{}, ThreadModel::parallel, nullptr, 1, true, TlsMode::off, mask, structured);
+}
+
+TEST(HandshakeMask, TheGreetingOffersOnlyTheUnmaskedFlags) {
+  for (std::uint16_t mask : {0, 1, 2, 3}) {
+    Harness h = masked(mask);
+    ASSERT_EQ(h.out.size(), nbd::greeting_bytes);
+    EXPECT_EQ(wire::load_u16(h.out.data() + 16), mask) << "mask " << mask;
+  }
+}
+
+TEST(HandshakeMask, AClientFlagThatWasNotOfferedCloses) {
+  Harness h = masked(nbd::flag_fixed_newstyle);  // NO_ZEROES masked
+  h.read_pos = nbd::greeting_bytes;
+  Bytes flags;
+  put32(flags, nbd::flag_c_fixed_newstyle | nbd::flag_c_no_zeroes);
+  h.send(flags);
+  EXPECT_TRUE(h.closed_abort);
+  EXPECT_EQ(h.conn->stats().end_reason, EndReason::protocol_violation);
+
+  Harness ok = masked(nbd::flag_fixed_newstyle);
+  Bytes fixed_only;
+  put32(fixed_only, nbd::flag_c_fixed_newstyle);
+  ok.send(fixed_only);
+  EXPECT_FALSE(ok.closed_abort);
+  EXPECT_TRUE(ok.conn->wants_read());
+}
+
+TEST(NoStructuredReplies, StructuredReplyAndExtendedHeadersGetErrUnsupAndRepliesStaySimple) {
+  Harness h = masked(0xffff, /*structured=*/false);
+  h.read_pos = nbd::greeting_bytes;
+  Bytes flags;
+  put32(flags, nbd::flag_c_fixed_newstyle | nbd::flag_c_no_zeroes);
+  h.send(flags);
+  h.send(option(nbd::Opt::structured_reply));
+  EXPECT_EQ(h.take_opt_reply().type, static_cast<std::uint32_t>(nbd::Rep::err_unsup));
+  h.send(option(nbd::Opt::extended_headers));
+  EXPECT_EQ(h.take_opt_reply().type, static_cast<std::uint32_t>(nbd::Rep::err_unsup));
+  h.send(option(nbd::Opt::go, info_request("disk")));
+  h.complete();
+  while (h.unread() > 0) h.take_opt_reply();
+  ASSERT_EQ(h.conn->phase(), Phase::transmission);
+  h.send(request(nbd::Cmd::read, 7, 0, 512));
+  h.complete();
+  const auto r = h.take_simple_reply();
+  EXPECT_EQ(r.cookie, 7u);
+  EXPECT_EQ(r.error, 0u);
+}
+
+}  // namespace
+}  // namespace nbdd::test

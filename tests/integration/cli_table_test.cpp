@@ -70,6 +70,10 @@ const Row rows[] = {
     {"log_null", "-U - --log=null memory 1M --run '{J}'", Compare::json, 0, "\"export-size\": 1048576"},
     {"newstyle", "-U - -n --new-style --newstyle memory 1M --run '{J}'", Compare::json, 0, "\"export-size\": 1048576"},
     {"mask_handshake_all", "-U - --mask-handshake=3 memory 1M --run '{J}'", Compare::json, 0, "\"export-size\""},
+    // Only fixed newstyle offered (no NO_ZEROES), and no structured replies: libnbd copes
+    // with both; --no-sr shows as no structured replies and no block status.
+    {"mask_handshake_fixed_only", "-U - --mask-handshake=1 memory 1M --run '{J}'", Compare::json, 0, "\"export-size\""},
+    {"no_sr", "-U - --no-sr memory 1M --run '{J}'", Compare::json, 0, "\"can_df\": false"},
     {"tls_off", "-U - --tls=off memory 1M --run '{J}'", Compare::json, 0, "\"export-size\": 1048576"},
     // TLS with pre-shared keys ({dir}/keys.psk, user alice): $tls and an nbds URI, then a
     // TLS client ({JT}: nbdinfo with alice's key).

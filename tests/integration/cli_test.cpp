@@ -47,7 +47,6 @@ TEST(Cli, BadUsageExitsOneNamingTheProblem) {
       {"-f -t -1 memory 1M", "thread"},
       {"-f memory 1M --frobnicate", "--frobnicate"},  // after the plugin: still an option
       {"-f memory 1M --no", "ambiguous"},
-      {"-f --no-sr memory 1M", "--no-sr"},
       {"-f --vsock memory 1M", "--vsock"},
       {"-f -o memory 1M", "not supported"},
       {"-f -U - -u no-such-user-here memory 1M", "no-such-user-here"},

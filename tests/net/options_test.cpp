@@ -276,6 +276,19 @@ TEST(Options, EveryNbdkitLongOptionIsKnown) {
   }
 }
 
+TEST(Options, MaskHandshakeAndNoSrAreKept) {
+  auto r = parse({"--mask-handshake=1", "--no-sr", "memory"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.handshake_flags_mask, 1);
+  EXPECT_TRUE(r.options.no_structured_replies);
+  r = parse({"--mask-handshake=0", "memory"});
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.options.handshake_flags_mask, 0);
+  r = parse({"memory"});
+  EXPECT_EQ(r.options.handshake_flags_mask, 0xffff);
+  EXPECT_FALSE(r.options.no_structured_replies);
+}
+
 TEST(Options, AmbiguousPrefixesNameTheCandidates) {
   auto r = parse({"--no", "memory"});
   EXPECT_FALSE(r.ok());
@@ -293,11 +306,8 @@ TEST(Options, UnsupportedNbdkitOptionsAreRefusedByName) {
       {{"-o"}, "-o"},
       {{"--oldstyle"}, "--oldstyle"},
       {{"--old-style"}, "--old-style"},
-      {{"--no-sr"}, "--no-sr"},
       {{"--vsock"}, "--vsock"},
       {{"--selinux-label=system_u:object_r:svirt_t:s0"}, "--selinux-label"},
-      {{"--mask-handshake=1"}, "--mask-handshake"},
-      {{"--mask-handshake=0"}, "--mask-handshake"},
   };
   for (const auto& [args, name] : cases) {
     auto full = args;
