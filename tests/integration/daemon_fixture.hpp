@@ -14,9 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -59,11 +61,19 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// O_CLOEXEC: tests that start daemons from several threads (tests/nbdkit's daemon table)
+// fork while another thread writes a script; a child that inherited the descriptor open for
+// writing would make every exec of that script fail with ETXTBSY ("Text file busy").
 inline void write_file(const std::string& path, const std::string& text, bool executable = false) {
-  {
-    std::ofstream out(path);
-    out << text;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, executable ? 0755 : 0644);
+  ASSERT_GE(fd, 0) << path << ": " << std::strerror(errno);
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
   }
+  ::close(fd);
   if (executable) ::chmod(path.c_str(), 0755);
 }
 
