@@ -238,22 +238,42 @@ void ExitWatchdog::signal_handled() {
   wake('h');
 }
 
+// How long the watchdog leaves the server strand to handle a second signal before it stops
+// the scripts on its own (the strand may be blocked in an inline plugin call).
+constexpr std::chrono::milliseconds second_signal_stop_delay{250};
+
 // The bound is the earliest of arm()'s and, while the server strand has not handled every
 // signal the watchdog counted, the one the server's rule gives for those signals: the first
 // is graceful for at most the grace period, the second forces.
 void ExitWatchdog::run() {
   int signals_seen = 0;
   std::optional<Clock::time_point> signal_bound;
+  // The second signal's script stop, when the strand has not handled that signal by then.
+  // Not at once: the strand normally handles it within microseconds, and its own forced
+  // shutdown tells every connection ShutdownForced before it stops the scripts; a script
+  // killed first would end its call with an error that could still be answered.
+  std::optional<Clock::time_point> stop_scripts_at;
   for (;;) {
     int timeout_ms = -1;
+    bool stop_scripts = false;
     {
       const std::lock_guard lock(mutex_);
       if (cancelled_) return;
       auto bound = deadline_;
       if (signal_bound && signals_handled_ < signals_seen && (!bound || *signal_bound < *bound)) bound = signal_bound;
       if (bound && Clock::now() >= *bound) break;
+      if (stop_scripts_at && signals_handled_ >= 2) stop_scripts_at.reset();  // the strand did it
+      if (stop_scripts_at && Clock::now() >= *stop_scripts_at) {
+        stop_scripts_at.reset();
+        stop_scripts = true;
+      }
+      if (stop_scripts_at && (!bound || *stop_scripts_at < *bound)) bound = stop_scripts_at;
       if (bound) timeout_ms = ms_until(*bound);
       if (pipe_[0] < 0 && (timeout_ms < 0 || timeout_ms > 100)) timeout_ms = 100;  // no wake-ups: look often
+    }
+    if (stop_scripts && config_.on_second_signal) {
+      config_.on_second_signal();
+      continue;
     }
     pollfd fds[2] = {{pipe_[0], POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
     ::poll(fds, 2, timeout_ms);
@@ -268,7 +288,7 @@ void ExitWatchdog::run() {
         if (signals_seen == 1) signal_bound = now + config_.grace_period + config_.exit_timeout;
         if (signals_seen == 2) {
           signal_bound = std::min(*signal_bound, now + config_.exit_timeout);
-          if (config_.on_second_signal) config_.on_second_signal();
+          stop_scripts_at = now + second_signal_stop_delay;
         }
       }
     }

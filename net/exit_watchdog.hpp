@@ -58,8 +58,9 @@ class ExitWatchdog {
   struct Config {
     std::chrono::milliseconds exit_timeout{2000};
     std::chrono::milliseconds grace_period{1000};
-    // Called on the watchdog's thread when it counts a second signal (the server strand may
-    // be blocked): what the forced shutdown does that needs no I/O thread (stop scripts).
+    // Called on the watchdog's thread when it counts a second signal that the server strand
+    // has not handled 250 ms later (the strand may be blocked): what the forced shutdown
+    // does that needs no I/O thread (stop scripts).
     std::function<void()> on_second_signal;
   };
   ExitWatchdog() = default;

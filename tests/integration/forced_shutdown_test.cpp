@@ -182,7 +182,7 @@ TEST_F(ForcedShutdown, TrulyStuckCallIsLoggedAndExitsThreeAfterExitTimeout) {
   EXPECT_EQ(status, 3) << d->stderr_text();
   EXPECT_LT(closed, 500ms);
   EXPECT_GE(exited, 1000ms);
-  EXPECT_LT(exited, 2000ms);
+  EXPECT_LT(exited, 3000ms);  // the 1 s bound, plus a loaded or sanitized (TSan) machine
   const std::string err = d->stderr_text();
   EXPECT_NE(err.find("exiting with status 3 without unloading the plugin"), std::string::npos) << err;
   EXPECT_NE(err.find("stuck plugin call: "), std::string::npos) << err;
