@@ -197,12 +197,14 @@ class Driver {
       FUZZ_CHECK(!w.empty(), "wants_read() but read_window() is empty");
       const std::size_t n = std::min(w.size(), src.size());
       std::memcpy(w.data(), src.data(), n);
+      delivered_.insert(delivered_.end(), src.begin(), src.begin() + static_cast<std::ptrdiff_t>(n));
       feed(input::BytesReceived{std::span<const std::byte>(w.data(), n)});
       return n;
     }
     if (mode % 3 == 2) (void)conn_->read_window();
     const std::size_t n = std::min<std::size_t>(src.size(), limits_.staged_bytes_max);
     std::vector<std::byte> foreign(src.begin(), src.begin() + static_cast<std::ptrdiff_t>(n));
+    delivered_.insert(delivered_.end(), foreign.begin(), foreign.end());
     feed(input::BytesReceived{foreign});
     return n;  // `foreign` dies here: the core must have used it up
   }
@@ -385,7 +387,13 @@ class Driver {
         FUZZ_CHECK(!closed_, "StartTls after Close");
         FUZZ_CHECK(!tls_pending_, "StartTls while another runs");
         FUZZ_CHECK(!conn_->wants_read(), "wants_read() during the TLS handshake");
-        FUZZ_CHECK(t->early.size() <= limits_.staged_bytes_max * 2u, "StartTls early bytes beyond the stage");
+        // The early bytes are exactly what the client sent after the STARTTLS option and the
+        // core has not consumed: the tail of everything delivered, after at least the
+        // option's 16-byte header. (Their size is bounded by the stage, which can hold a
+        // whole option plus a read: not by staged_bytes_max alone.)
+        FUZZ_CHECK(t->early.size() + 16 <= delivered_.size(), "StartTls early bytes the client never sent");
+        FUZZ_CHECK(std::equal(t->early.begin(), t->early.end(), delivered_.end() - static_cast<std::ptrdiff_t>(t->early.size())),
+                   "StartTls early bytes are not the tail of what the client sent");
         tls_pending_ = true;
       } else if (auto* cl = std::get_if<action::Close>(&*act)) {
         // At most one Close{flush_then_close}, then at most one Close{abort}.
@@ -529,6 +537,7 @@ class Driver {
   std::deque<SentBytes> sends_;
   bool closed_ = false, aborted_ = false, finished_ = false;
   bool tls_pending_ = false;          // StartTls emitted, TlsDone not yet fed
+  std::vector<std::byte> delivered_;  // every client byte fed (the StartTls oracle)
   bool peer_closed_ = false, send_failed_ = false;
 };
 
