@@ -85,15 +85,6 @@ class ForcedShutdown : public ::testing::Test {
     const int r = wait_command(h, cookie);
     return r == -2 || r == ENOTCONN;  // not EIO/ESHUTDOWN: those would be replies
   }
-  // 0, the errno of the failed command, or -2 when the connection died without a reply.
-  static int wait_command(Nbd& h, std::int64_t cookie) {
-    for (;;) {
-      const int done = nbd_aio_command_completed(h, static_cast<std::uint64_t>(cookie));
-      if (done == 1) return 0;
-      if (done == -1) return nbd_get_errno() ? nbd_get_errno() : -1;
-      if (nbd_poll(h, 20000) <= 0 && nbd_aio_is_dead(h)) return -2;
-    }
-  }
   // SIGTERM, and once the daemon queued the graceful EndConnection, a second one.
   static Clock::time_point two_sigterms(Daemon& d) {
     d.signal(SIGTERM);

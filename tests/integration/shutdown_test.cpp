@@ -53,15 +53,6 @@ class Shutdown : public ::testing::Test {
   static std::int64_t aio_read(Nbd& h, std::vector<char>& buf, std::uint64_t off) {
     return nbd_aio_pread(h, buf.data(), buf.size(), off, NBD_NULL_COMPLETION, 0);
   }
-  // Polls until `cookie` completes; returns 0 or the errno of the failed command.
-  static int wait_command(Nbd& h, std::int64_t cookie) {
-    for (;;) {
-      const int done = nbd_aio_command_completed(h, static_cast<std::uint64_t>(cookie));
-      if (done == 1) return 0;
-      if (done == -1) return nbd_get_errno() ? nbd_get_errno() : -1;
-      if (nbd_poll(h, 20000) <= 0 && nbd_aio_is_dead(h)) return -2;
-    }
-  }
   TempDir dir_;
   std::string script_path_;
 };
