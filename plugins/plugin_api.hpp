@@ -79,6 +79,9 @@ class Host {
   virtual void error(std::string_view message) = 0;
   // Debug message, shown with -v.
   virtual void debug(std::string_view message) = 0;
+  // nbdkit_is_tls(3): whether the connection of the calling callback has TLS up (false
+  // outside a connection's callbacks). Defined here so hosts without TLS need not.
+  virtual bool is_tls() const { return false; }
 };
 
 // One per client connection, created by open(). Derive to keep per-connection state.

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "plugins/host_context.hpp"
+#include "plugins/nbdkit/connection_table.hpp"
 
 namespace nbdd::plugin {
 
@@ -120,6 +121,13 @@ void PluginHost::error(std::string_view message) {
 
 void PluginHost::debug(std::string_view message) {
   if (hooks_.debug) hooks_.debug(message);
+}
+
+// The per-connection TLS state lives in the connection table nbdkit's ABI keeps
+// (net/ marks it when a connection's TLS handshake succeeds).
+bool PluginHost::is_tls() const {
+  const detail::CallContext& context = detail::current_call();
+  return context.host == this && context.id != 0 && nbdkit_abi::connection_is_tls(context.id);
 }
 
 const std::string& PluginHost::last_error() { return detail::thread_error(); }

@@ -89,6 +89,7 @@ class PluginHost final : public Host {
   void disconnect(bool force) override;
   void error(std::string_view message) override;
   void debug(std::string_view message) override;
+  bool is_tls() const override;
 
   // The message attached to the failure of the last run()/start() on this thread (empty
   // if none): the plugin's error() text, or the host's own when the plugin gave none for

@@ -51,7 +51,7 @@ std::vector<std::string_view> split_words(std::string_view line) {
 
 int ShPlugin::open(bool readonly, std::string_view export_name, std::unique_ptr<Handle>& out) {
   OutputSink text;
-  const Status s = call({"open", readonly ? "true" : "false", std::string(export_name), "false"}, text);
+  const Status s = call({"open", readonly ? "true" : "false", std::string(export_name), host().is_tls() ? "true" : "false"}, text);
   if (int r = status_to_errno(s, "open", 0); r != 0) return r;
   auto handle = std::make_unique<ShHandle>();
   if (s.outcome == Outcome::ok) handle->id = std::string(strip_newline(text.text));

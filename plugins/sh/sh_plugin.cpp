@@ -207,7 +207,7 @@ int ShPlugin::preconnect(bool readonly) {
 // refuses the default export: a client asking for "" is turned away.
 std::optional<std::string> ShPlugin::default_export(bool readonly) {
   OutputSink out;
-  const Status s = call({"default_export", readonly ? "true" : "false", "false"}, out);
+  const Status s = call({"default_export", readonly ? "true" : "false", host().is_tls() ? "true" : "false"}, out);
   if (s.outcome == Outcome::missing) return std::string();
   if (status_to_errno(s, "default_export", 0) != 0) return std::nullopt;
   return first_listed_name(out.text);
@@ -218,7 +218,7 @@ std::optional<std::string> ShPlugin::default_export(bool readonly) {
 int ShPlugin::list_exports(bool readonly, ExportList& out) {
   OutputSink text;
   text.text_max = list_output_max;
-  const Status s = call({"list_exports", readonly ? "true" : "false", "false"}, text);
+  const Status s = call({"list_exports", readonly ? "true" : "false", host().is_tls() ? "true" : "false"}, text);
   if (s.outcome == Outcome::missing) {
     out.use_default();
     return 0;
