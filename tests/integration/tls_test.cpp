@@ -203,6 +203,30 @@ TEST_F(Tls, NbdkitIsTlsSaysWhetherTheConnectionUsesTls) {
 }
 #endif
 
+// The sh plugin's TLS argument (open, list_exports) says whether the connection has TLS up
+// (Host::is_tls), as nbdkit's sh plugin does: true over nbds://, false for a plain client.
+TEST_F(Tls, ShPluginIsToldWhetherTheConnectionUsesTls) {
+  const std::string log = dir.file("sh.log");
+  write_file(dir.file("s.sh"), "#!/bin/sh\n"
+             "case \"$1\" in\n"
+             "  open) echo \"open tls=$4\" >> '" + log + "'; echo h ;;\n"
+             "  list_exports) echo \"list tls=$3\" >> '" + log + "'; echo NAMES; echo x ;;\n"
+             "  get_size) echo 1048576 ;;\n"
+             "  *) exit 2 ;;\n"
+             "esac\n", true);
+  auto d = Daemon::start_tcp(dir, {"--tls=on", "--tls-certificates=" + at("server"), "sh", dir.file("s.sh")});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(run_shell("nbdinfo --list '" + nbds(*d, certs("client")) + "'").status, 0);
+  const std::string over_tls = read_file(log);  // nbdinfo --list also opens each export
+  EXPECT_NE(over_tls.find("list tls=true"), std::string::npos) << over_tls;
+  EXPECT_EQ(over_tls.find("tls=false"), std::string::npos) << over_tls;
+  write_file(log, "");
+  EXPECT_EQ(run_shell("nbdinfo --size " + d->uri()).status, 0);
+  const std::string plain = read_file(log);
+  EXPECT_NE(plain.find("open tls=false"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("tls=true"), std::string::npos) << plain;
+}
+
 TEST_F(Tls, RequireWithoutCertificatesRefusesToStart) {
   auto r = run_shell(std::string(nbdd_binary()) + " -f --tls=require --tls-certificates=" + dir.file("none") +
                      " -U " + dir.file("s") + " memory 1M");
