@@ -25,12 +25,8 @@ void ServerState::enter(ServerPhase next) {
 }
 
 void ServerState::shutdown_requested(Instant now) {
-  if (phase_ == ServerPhase::accepting) grace_ends_ = now + grace_period_;
-  shutdown_requested();
-}
-
-void ServerState::shutdown_requested() {
   if (phase_ == ServerPhase::accepting) {
+    grace_ends_ = now + grace_period_;
     enter(ServerPhase::draining);
     actions_.push_back(server_action::StopAccepting{});
     for (ConnectionId id : live_) actions_.push_back(server_action::EndConnection{id, false});

@@ -46,9 +46,6 @@ class ServerState {
   // request is graceful and starts the grace period (deadline()); any later one forces
   // every live connection.
   void shutdown_requested(Instant now);
-  // The same without a time: no grace deadline is armed (only a second request forces).
-  // For drivers that do not keep time yet (the simulator, until it passes `now`).
-  void shutdown_requested();
   // When the grace period of a graceful shutdown runs out, while connections are still
   // live and nothing forced them yet; nullopt otherwise. Arm a timer; call on_deadline().
   std::optional<Instant> deadline() const;
@@ -78,7 +75,7 @@ class ServerState {
   std::deque<ServerAction> actions_;
   std::size_t max_connections_ = 0;  // 0 = unlimited
   Duration grace_period_ = Limits{}.grace_period;
-  std::optional<Instant> grace_ends_;  // set by the first (timed) shutdown request
+  std::optional<Instant> grace_ends_;  // set by the first shutdown request
   bool forced_ = false;
   bool unload_emitted_ = false;
   bool exit_emitted_ = false;

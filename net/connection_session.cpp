@@ -124,7 +124,7 @@ void ConnectionSession::drain_actions() {
       if (inline_head_ == inline_inputs_.size()) {
         inline_inputs_.clear();  // keeps its capacity: no allocation
         inline_head_ = 0;
-        if (tap_ && !finished_) tap_->on_status(id_, conn_.status());
+        if (tap_) tap_->on_status(id_, conn_.status());  // the loop runs only while !finished_
         break;
       }
       // One input, then drain what it produced, as the contract asks; calls it starts

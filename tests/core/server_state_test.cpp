@@ -15,7 +15,7 @@ TEST(ServerState, ShutdownEndsEveryConnectionThenUnloadsOnceThenExits) {
   ServerState s;
   auto a = s.admit(), b = s.admit();
   ASSERT_TRUE(a && b);
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   EXPECT_EQ(drain(s), (std::vector<std::string>{"StopAccepting", "EndConnection{conn=1 force=false}",
                                                 "EndConnection{conn=2 force=false}"}));
   EXPECT_FALSE(s.admit().has_value()) << "nothing is admitted after shutdown";
@@ -26,18 +26,18 @@ TEST(ServerState, ShutdownEndsEveryConnectionThenUnloadsOnceThenExits) {
   EXPECT_EQ(s.phase(), ServerPhase::unloading);
   s.unload_done();
   EXPECT_EQ(drain(s), std::vector<std::string>{"Exit"});
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   EXPECT_TRUE(drain(s).empty()) << "nothing after unload";
 }
 
 TEST(ServerState, SecondShutdownForces) {
   ServerState s;
   auto a = s.admit();
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   drain(s);
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   EXPECT_EQ(drain(s), std::vector<std::string>{"EndConnection{conn=1 force=true}"});
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   EXPECT_TRUE(drain(s).empty());
   s.finished(*a);
   EXPECT_EQ(drain(s), std::vector<std::string>{"Unload"});
@@ -45,7 +45,7 @@ TEST(ServerState, SecondShutdownForces) {
 
 TEST(ServerState, IdleServerUnloadsAtOnce) {
   ServerState s;
-  s.shutdown_requested();
+  s.shutdown_requested(Instant{});
   EXPECT_EQ(drain(s), (std::vector<std::string>{"StopAccepting", "Unload"}));
 }
 
@@ -107,15 +107,6 @@ TEST(ServerState, SecondRequestDoesNotMoveTheGraceDeadline) {
   s.shutdown_requested(t0 + Duration::from_ms(500));
   EXPECT_TRUE(s.forced());
   EXPECT_FALSE(s.deadline()) << "already forced";
-}
-
-TEST(ServerState, UntimedRequestArmsNoDeadline) {
-  ServerState s;
-  s.admit();
-  s.shutdown_requested();
-  EXPECT_FALSE(s.deadline());
-  s.on_deadline(Instant{~0ull});
-  EXPECT_FALSE(s.forced());
 }
 
 }  // namespace

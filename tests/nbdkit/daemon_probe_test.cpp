@@ -44,21 +44,6 @@ bool probe_bytes(const std::vector<std::byte>& buf, std::uint64_t offset) {
   return true;
 }
 
-// Waits for an aio command: 1 done, -1 failed (errno in *err).
-int wait_command(nbd_handle* h, std::int64_t cookie, int* err) {
-  for (;;) {
-    const int r = nbd_aio_command_completed(h, cookie);
-    if (r != 0) {
-      *err = r == -1 ? nbd_get_errno() : 0;
-      return r;
-    }
-    if (nbd_poll(h, 10000) == -1) {
-      *err = nbd_get_errno();
-      return -1;
-    }
-  }
-}
-
 int count(const std::string& text, const std::string& line) {
   int n = 0;
   for (std::size_t p = 0; (p = text.find(line + "\n", p)) != std::string::npos; p += line.size())
@@ -79,8 +64,8 @@ TEST(NbdkitDaemonProbe, GracefulDisconnectFinishesInFlightAndRefusesNewCommands)
   EXPECT_TRUE(probe_bytes(buf, kDisconnect * kSector));
   EXPECT_EQ(nbd_pread(h, buf.data(), buf.size(), 0, 0), -1);
   EXPECT_EQ(nbd_get_errno(), ESHUTDOWN) << Nbd::error();
-  int err = 0;
-  EXPECT_EQ(wait_command(h, cookie, &err), 1) << "the in-flight read failed: " << err << " " << Nbd::error();
+  const int err = nbdd::itest::wait_command(h, cookie);
+  EXPECT_EQ(err, 0) << "the in-flight read failed: " << err << " " << Nbd::error();
   EXPECT_TRUE(probe_bytes(slow, kSlow * kSector));
   // Only this connection: the server serves the next one.
   Nbd other;
@@ -98,8 +83,7 @@ TEST(NbdkitDaemonProbe, ForcedDisconnectDropsTheConnectionWithoutReplies) {
   const std::int64_t cookie = nbd_aio_pread(h, slow.data(), slow.size(), kSlow * kSector, NBD_NULL_COMPLETION, 0);
   ASSERT_GT(cookie, 0) << Nbd::error();
   EXPECT_EQ(nbd_pread(h, buf.data(), buf.size(), kForce * kSector, 0), -1);
-  int err = 0;
-  EXPECT_EQ(wait_command(h, cookie, &err), -1) << "the in-flight read got a reply";
+  EXPECT_NE(nbdd::itest::wait_command(h, cookie), 0) << "the in-flight read got a reply";
   EXPECT_FALSE(probe_bytes(slow, kSlow * kSector));
   EXPECT_TRUE(nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1) << "the connection is still up";
   Nbd other;
