@@ -10,8 +10,9 @@ prefills every disk with a full sequential write, then runs every workload BENCH
 rotating the order of the servers on each (run, workload) so that machine noise is spread
 over all of them. For each measurement it records fio's IOPS, bandwidth, mean and p99
 completion latency, and the server's CPU time (utime+stime of /proc/PID/stat, all threads)
-across the fio run. It prints medians per (workload, transport, server) with nbdd's ratio to
-each peer, then checks the targets of issue 8.
+across the fio run, per GiB moved and per completed I/O. It prints the machine (CPU model,
+kernel, nproc, load average at start and end) and medians per (workload, transport, server)
+with nbdd's ratio to each peer, then checks the targets of issues 8 and 26.
 """
 import json
 import os
@@ -57,6 +58,10 @@ WORKLOADS = {
     "1m-write-qd4": dict(rw="write", bs="1m", iodepth=4),
     "4k-randread-8conn-qd4": dict(rw="randread", bs="4k", iodepth=4, numjobs=8),
     "4k-randwrite-8conn-qd4": dict(rw="randwrite", bs="4k", iodepth=4, numjobs=8),
+    # several fio jobs at depth 16 each, so that on 2 cores the server runs out of CPU before
+    # fio does (issue 26)
+    "4k-randread-qd16-j4": dict(rw="randread", bs="4k", iodepth=16, numjobs=4),
+    "4k-randwrite-qd16-j4": dict(rw="randwrite", bs="4k", iodepth=16, numjobs=4),
 }
 SERVERS = ["nbdd", "nbdkit", "qemu-nbd"]
 # "nbdd-b" is a second nbdd binary (NBDD_B, NBDD_B_ARGS) for A/B runs of a fix:
@@ -70,6 +75,25 @@ TRANSPORTS = ["unix", "tcp"]
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def machine_info():
+    """CPU model (lscpu), nproc and kernel, so that tables from different machines are told
+    apart."""
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
+                      if line.startswith("Model name:")), "")
+    except OSError:
+        pass
+    return (f"CPU {model or 'unknown'}, nproc {len(os.sched_getaffinity(0))}, "
+            f"kernel {os.uname().release}")
 
 
 def free_port():
@@ -274,7 +298,7 @@ def summarize(fio_json):
     p99 = merged_percentile(bins, 99.0) if bins else max(p99s)
     bytes_moved = (job["read"]["io_bytes"] + job["write"]["io_bytes"])
     return dict(iops=iops, mibs=bw / MiB, lat_mean_us=lat_sum / ios / 1000.0, lat_p99_us=p99 / 1000.0,
-                bytes=bytes_moved)
+                bytes=bytes_moved, ios=ios)
 
 
 def prefill(server):
@@ -310,6 +334,8 @@ def measure(server, wl_opts, seconds, ramp):
     s = summarize(j)
     s["cpu_s"] = c1 - c0
     s["cpu_per_gib"] = s["cpu_s"] / (s["bytes"] / GiB) if s["bytes"] else float("nan")
+    # fio's total_ios, like its io_bytes, exclude the ramp: the same window as the CPU time
+    s["cpu_us_per_io"] = s["cpu_s"] * 1e6 / s["ios"]
     s["ctx_per_io"] = (x1 - x0) / (s["iops"] * (tx1 - tx0)) if x0 is not None and s["iops"] else float("nan")
     s["wall"] = wall
     return s
@@ -356,6 +382,48 @@ def server_config(servers):
         tls=os.environ.get("BENCH_TLS", ""),
     )
 
+def print_issue26_targets(results, med, workloads, transports):
+    """The targets of issue 26 that this table can check (its syscall target is checked by
+    bench/syscalls.py): every 4 KiB row >= 1.5x nbdkit's IOPS; server CPU per 4 KiB request at
+    depth 16 <= 0.6x nbdkit's; depth-1 CPU per GiB <= nbdkit's; 1 MiB rows >= 1.2x nbdkit's
+    MiB/s with lower CPU per GiB. Each line shows the ratio of medians (which decides) and the
+    ratio of each round (whose servers ran back to back)."""
+    checks = []  # (text, nbdd/nbdkit ratio, "min", "max" or "below", bound, per-round ratios)
+    for t in transports:
+        for w in workloads:
+            a, b = med.get((w, t, "nbdd")), med.get((w, t, "nbdkit"))
+            if not a or not b:
+                continue
+
+            def add(metric, label, kind, bound):
+                if a[metric] > 0 and b[metric] > 0:
+                    rounds = [x[metric] / y[metric] for x, y in zip(results[(w, t, "nbdd")],
+                                                                    results[(w, t, "nbdkit")])
+                              if x[metric] > 0 and y[metric] > 0]
+                    checks.append((f"{w} {t}: {label}", a[metric] / b[metric], kind, bound, rounds))
+
+            if w.startswith("4k-"):
+                add("iops", "IOPS >= 1.5x nbdkit", "min", 1.5)
+            if w.startswith("4k-") and ("-qd16" in w):
+                add("cpu_us_per_io", "server CPU/IO <= 0.6x nbdkit", "max", 0.6)
+            if w.startswith("4k-") and w.endswith("-qd1"):
+                add("cpu_per_gib", "CPU/GiB <= nbdkit", "max", 1.0)
+            if w.startswith("1m-"):
+                add("mibs", "MiB/s >= 1.2x nbdkit", "min", 1.2)
+                add("cpu_per_gib", "CPU/GiB < nbdkit", "below", 1.0)
+    if not checks:
+        return
+    print()
+    print("Targets (issue 26; nbdd/nbdkit):")
+    fails = 0
+    for text, got, kind, bound, rounds in checks:
+        ok = {"min": got >= bound, "max": got <= bound, "below": got < bound}[kind]
+        fails += not ok
+        paired = ", ".join(f"{x:.2f}" for x in rounds)
+        print(f"- {'PASS' if ok else 'FAIL'} {text}: {got:.2f}x (per round: {paired})")
+    print(f"\n{len(checks) - fails}/{len(checks)} targets met.")
+
+
 def main():
     quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
     runs = env_int("BENCH_RUNS", 1 if quick else 3)
@@ -374,6 +442,7 @@ def main():
     # plus about 0.3 s per measurement for fio's start-up and exit
     est = int(runs * (seconds + ramp + 0.3) * len(workloads) * len(servers) * len(transports))
     log(f"bench: this will take about {est // 60} min {est % 60} s")
+    load_start = load_average()
 
     results = {}  # (workload, transport, server) -> [summary per run]
     workdir = tempfile.mkdtemp(prefix="nbdd-bench-")
@@ -398,7 +467,8 @@ def main():
                         log(f"bench: run {r + 1}/{runs} {w:24s} {transport:4s} {name:8s} "
                             f"{s['iops']:10.0f} IOPS {s['mibs']:8.1f} MiB/s "
                             f"mean {s['lat_mean_us']:8.1f} us p99 {s['lat_p99_us']:8.1f} us "
-                            f"cpu {s['cpu_per_gib']:.3f} s/GiB ctx/io {s['ctx_per_io']:.2f}")
+                            f"cpu {s['cpu_per_gib']:.3f} s/GiB {s['cpu_us_per_io']:.2f} us/io "
+                            f"ctx/io {s['ctx_per_io']:.2f}")
             for srv in live.values():
                 srv.stop()
     finally:
@@ -409,13 +479,17 @@ def main():
                 log(f"bench: stopping {srv.name}: {e}")
         shutil.rmtree(workdir, ignore_errors=True)
 
+    load_end = load_average()
     med = {}
     for key, lst in results.items():
         med[key] = {m: statistics.median(x[m] for x in lst)
-                    for m in ("iops", "mibs", "lat_mean_us", "lat_p99_us", "cpu_per_gib", "ctx_per_io")}
+                    for m in ("iops", "mibs", "lat_mean_us", "lat_p99_us", "cpu_per_gib", "cpu_us_per_io",
+                              "ctx_per_io")}
+    machine = machine_info()
     if out_json:
         with open(out_json, "w") as f:
-            json.dump({"runs": runs, "seconds": seconds, "ramp": ramp,
+            json.dump({"runs": runs, "seconds": seconds, "ramp": ramp, "machine": machine,
+                       "load_start": load_start, "load_end": load_end,
                        "raw": {"|".join(k): v for k, v in results.items()},
                        "median": {"|".join(k): v for k, v in med.items()}}, f, indent=1)
 
@@ -424,12 +498,14 @@ def main():
     base_name = next((n for n in ("nbdd-hosted", "nbdd") if n in servers), servers[0])
     if cfg["plugin"]:
         print(f"nbdd-hosted and nbdkit serve {cfg['plugin']} 1G.")
+    print(f"Machine: {machine}; load average {load_start} at start, {load_end} at end.")
     print(f"Medians of {runs} run(s) x {seconds} s (ramp {ramp} s). "
           f"Ratios are {base_name} / peer: >1 is better for IOPS and MiB/s, <1 is better for latency and CPU.")
     print()
     print("| workload | transport | server | IOPS | MiB/s | mean lat us | p99 lat us | server CPU s/GiB "
-          f"| {base_name}/peer IOPS | {base_name}/peer p99 | {base_name}/peer CPU/GiB | server ctx sw/IO |")
-    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          f"| server CPU us/IO | {base_name}/peer IOPS | {base_name}/peer p99 | {base_name}/peer CPU/GiB "
+          f"| {base_name}/peer CPU/IO | server ctx sw/IO |")
+    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for w in workloads:
         for t in transports:
             base = med.get((w, t, base_name))
@@ -439,12 +515,14 @@ def main():
                     continue
                 if base is not None and name != base_name:
                     ratio = (f"{base['iops'] / m['iops']:.2f}x", f"{base['lat_p99_us'] / m['lat_p99_us']:.2f}x",
-                             f"{base['cpu_per_gib'] / m['cpu_per_gib']:.2f}x" if m["cpu_per_gib"] > 0 else "-")
+                             f"{base['cpu_per_gib'] / m['cpu_per_gib']:.2f}x" if m["cpu_per_gib"] > 0 else "-",
+                             f"{base['cpu_us_per_io'] / m['cpu_us_per_io']:.2f}x" if m["cpu_us_per_io"] > 0 else "-")
                 else:
-                    ratio = ("", "", "")
+                    ratio = ("", "", "", "")
                 print(f"| {w} | {t} | {name} | {fmt_num(m['iops'])} | {fmt_num(m['mibs'])} | "
                       f"{m['lat_mean_us']:.1f} | {m['lat_p99_us']:.1f} | {m['cpu_per_gib']:.3f} | "
-                      f"{ratio[0]} | {ratio[1]} | {ratio[2]} | {m['ctx_per_io']:.2f} |")
+                      f"{m['cpu_us_per_io']:.2f} | {ratio[0]} | {ratio[1]} | {ratio[2]} | {ratio[3]} | "
+                      f"{m['ctx_per_io']:.2f} |")
 
     # targets of issue 8
     if "nbdd" in servers:
@@ -485,6 +563,9 @@ def main():
             print(f"- {'PASS' if ok else 'FAIL'} {text}: {got:.2f}x (per round: {paired})")
         fails = sum(1 for _, got, need, _ in checks if got < need)
         print(f"\n{len(checks) - fails}/{len(checks)} targets met.")
+
+    if "nbdd" in servers and "nbdkit" in servers:
+        print_issue26_targets(results, med, workloads, transports)
 
     # target of issue 23: hosting nbdkit's plugin is at least as fast as nbdkit on the same .so
     if "nbdd-hosted" in servers and "nbdkit" in servers:

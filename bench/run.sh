@@ -5,6 +5,8 @@
 #   bench/run.sh table      only the throughput/latency/CPU table
 #   bench/run.sh rss        only the RSS table
 #   bench/run.sh cps        only connections per second (nbdd and nbdkit; bench/cps.py)
+#   bench/run.sh syscalls   server syscalls and CPU per request by kind (nbdd and nbdkit;
+#                           bench/syscalls.py, perf stat or strace)
 #
 # Environment (all optional):
 #   NBDD=path/to/nbdd     the daemon to measure (default: build-bench/nbdd, built here in
@@ -22,6 +24,9 @@
 #   BENCH_RSS_CONNS=1000  idle connections for the RSS table
 #   BENCH_CPS_CLIENTS=1,4 BENCH_CPS_SECONDS=5   parallel clients and seconds per cps measurement
 #                         (cps: BENCH_SERVERS defaults to nbdd,nbdkit; BENCH_RUNS as above)
+#   syscalls: BENCH_SERVERS defaults to nbdd,nbdkit, BENCH_RUNS to 1, BENCH_SECONDS to 3;
+#   BENCH_SYSCALL_WORKLOADS=4k-randread-qd1,...  BENCH_SYSCALL_TOOL=perf|strace (default: perf
+#   if it can count syscalls here)  BENCH_SYSCALL_IOS=20000 (strace: I/Os per fio job)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -61,8 +66,11 @@ hard=$(ulimit -Hn)
 if [[ $hard == unlimited || $hard -gt 8192 ]]; then ulimit -n 8192; else ulimit -n "$hard"; fi
 
 machine() {
-  echo "Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
-    "kernel $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  local model
+  model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+  [[ -n $model ]] || model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  echo "Machine: $model, nproc $(nproc), kernel $(uname -r)," \
+    "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), load at start $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "Versions: $("$NBDD" --version | head -1), $(nbdkit --version | head -1), $(qemu-nbd --version | head -1), $(fio --version)"
   echo "nbdd binary: $NBDD"
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -70,8 +78,8 @@ machine() {
 
 what=${1:-all}
 case $what in
-  all | table | rss | cps) ;;
-  *) echo "usage: bench/run.sh [all|table|rss|cps]" >&2; exit 2 ;;
+  all | table | rss | cps | syscalls) ;;
+  *) echo "usage: bench/run.sh [all|table|rss|cps|syscalls]" >&2; exit 2 ;;
 esac
 if [[ $what == all || $what == cps ]]; then
   # the client loop of bench/cps.cpp, rebuilt when the source is newer
@@ -95,5 +103,8 @@ if [[ $what == all || $what == cps ]]; then
   echo
   "$py" "$here/cps.py"
 fi
+if [[ $what == syscalls ]]; then
+  "$py" "$here/syscalls.py"
+fi
 echo
-echo "Load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "Load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
