@@ -14,6 +14,7 @@
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "net/session_tap.hpp"
+#include "net/uring_loop.hpp"
 #include "net/worker_pool.hpp"
 #include "plugins/nbdkit/connection_events.hpp"
 
@@ -68,6 +69,7 @@ ConnectionSession::ConnectionSession(const Strand& strand, std::unique_ptr<Strea
       conn_(config),
       context_(context),
       tap_(session_tap()),
+      loop_(UringLoop::of(strand.context())),
       timer_(strand) {
   plugin_state_.id = config.id;
   plugin_state_.readonly = config.read_only;
@@ -89,11 +91,13 @@ void ConnectionSession::start() {
     self->drain_actions();
     self->kick();
   });
+  if (loop_) loop_->wake();
 }
 
 void ConnectionSession::post_input(const core::Input& input) {
   NBDD_ASSERT(!std::holds_alternative<core::input::BytesReceived>(input));
   asio::post(strand_, [self = shared_from_this(), input] { self->feed(input); });
+  if (loop_) loop_->wake();
 }
 
 void ConnectionSession::log(const char* direction, const std::string& text) const {
@@ -360,7 +364,9 @@ void ConnectionSession::on_worker_done(const Completion& c) {
     first = worker_done_.empty();
     worker_done_.push_back(c);
   }
-  if (first) asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
+  if (!first) return;
+  asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
+  if (loop_) loop_->wake();
 }
 
 void ConnectionSession::feed_worker_done() {

@@ -21,6 +21,7 @@ namespace nbdd::net {
 class WorkerPool;
 class TlsContext;  // net/tls_context.hpp
 class SessionTap;  // net/session_tap.hpp
+class UringLoop;   // net/uring_loop.hpp
 
 // What a session needs from the server. Outlives every session.
 struct SessionContext {
@@ -119,6 +120,8 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   plugin::ConnectionPluginState plugin_state_;
   SessionContext& context_;
   SessionTap* tap_;  // nbdd-checked's checker (net/session_tap.hpp); null in nbdd
+  // The shard's ring, or null on epoll: posts from other threads must wake it (wake()).
+  UringLoop* loop_;
   boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                     boost::asio::wait_traits<std::chrono::steady_clock>, Strand>
       timer_;

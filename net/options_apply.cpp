@@ -59,6 +59,7 @@ constexpr OptionSpec table[] = {
     {0, "vsock", false, "vsock"},
     // nbdd's own.
     {0, "busy-poll", true, "busy-poll", true},
+    {0, "io-uring", true, "io-uring", true},
     {0, "exit-timeout", true, "exit-timeout", true},
     {0, "grace-period", true, "grace-period", true},
     {0, "handshake-timeout", true, "handshake-timeout", true},
@@ -190,6 +191,9 @@ std::string apply_option(Options& o, const OptionSpec& spec, const std::string& 
     std::uint64_t us = 0;
     if (!parse_unsigned(value, 10'000, us)) return shown + ": bad number of microseconds '" + value + "' (0..10000)";
     o.busy_poll_us = static_cast<unsigned>(us);
+  } else if (n == "io-uring") {
+    if (value != "on" && value != "off") return shown + ": '" + value + "' is neither on nor off";
+    o.io_uring = value == "on";
   } else if (n == "max-connections") {
     std::uint64_t m = 0;
     if (!parse_unsigned(value, 1u << 20, m)) return shown + ": bad number '" + value + "'";

@@ -237,6 +237,7 @@ int run_daemon(const net::Options& o, std::unique_ptr<plugin::Plugin> plugin_ptr
   config.worker_threads = o.threads;
   config.max_connections = o.max_connections;
   config.busy_poll = std::chrono::microseconds(o.busy_poll_us);
+  config.io_uring = o.io_uring;
   config.exit_timeout = std::chrono::milliseconds(o.exit_timeout.ns / 1'000'000);
   config.tls = net::effective_tls_mode(o, tls.get());
   net::Server server(config);

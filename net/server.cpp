@@ -13,6 +13,7 @@
 #include "core/assert.hpp"
 #include "core/overloaded.hpp"
 #include "net/busy_poll.hpp"
+#include "net/uring_stream.hpp"
 #include "net/log.hpp"
 #include "net/real_clock.hpp"
 #include "plugins/nbdkit/connection_events.hpp"
@@ -117,10 +118,7 @@ int Server::run() {
                    std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::nanoseconds(config_.limits.grace_period.ns)),
                    [kill_after = script_kill_after()] { plugin::sh::stop_all_scripts(kill_after); }});
-  for (unsigned i = 1; i < config_.io_threads; ++i) {
-    shards_.push_back(std::make_unique<asio::io_context>(1));
-    shard_guards_.push_back(asio::make_work_guard(*shards_.back()));
-  }
+  start_shards();
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) { on_signal(ec, signo); });
   asio::post(strand_, [this] {
     for (auto& l : listeners_) {
@@ -131,7 +129,14 @@ int Server::run() {
   });
   std::vector<std::thread> threads;
   const auto spin = config_.busy_poll;
-  for (auto& shard : shards_) threads.emplace_back([&shard, spin] { run_with_busy_poll(*shard, spin); });
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    UringLoop* loop = i < loops_.size() ? loops_[i].get() : nullptr;
+    asio::io_context* shard = shards_[i].get();
+    threads.emplace_back([shard, loop, spin] {
+      if (loop) loop->run(spin);
+      else run_with_busy_poll(*shard, spin);
+    });
+  }
   run_with_busy_poll(ioc_, spin);
   for (auto& t : threads) t.join();
   workers_->join();
@@ -140,7 +145,35 @@ int Server::run() {
   return child_status_.value_or(0);
 }
 
+// On io_uring, every connection goes to a ring shard and shard 0 keeps the listeners, the
+// signals and the server strand; on epoll, shard 0 serves connections too.
+void Server::start_shards() {
+  const bool uring = config_.io_uring;
+  const unsigned count = uring ? std::max(config_.io_threads, 1u) : config_.io_threads - 1;
+  for (unsigned i = 0; i < count; ++i) {
+    shards_.push_back(std::make_unique<asio::io_context>(1));
+    shard_guards_.push_back(asio::make_work_guard(*shards_.back()));
+  }
+  if (!uring) return;
+  for (auto& shard : shards_) {
+    std::string why;
+    auto loop = UringLoop::create(*shard, why);
+    if (!loop) {
+      log::debug("io_uring not used (" + why + "): connections run on epoll");
+      loops_.clear();
+      shard_guards_.clear();
+      shards_.clear();
+      config_.io_uring = false;
+      start_shards();
+      return;
+    }
+    loops_.push_back(std::move(loop));
+  }
+  log::debug("io_uring: " + std::to_string(loops_.size()) + " I/O threads");
+}
+
 asio::io_context& Server::next_shard() {
+  if (!loops_.empty()) return *shards_[next_shard_++ % shards_.size()];
   const std::size_t n = shards_.size() + 1;
   const std::size_t k = next_shard_++ % n;
   return k == 0 ? ioc_ : *shards_[k - 1];
@@ -148,6 +181,16 @@ asio::io_context& Server::next_shard() {
 
 void Server::on_accept(GenericSocket socket) {
   const Strand strand = socket.get_executor();
+  if (UringLoop* loop = UringLoop::of(strand.context())) {
+    boost::system::error_code ec;
+    const int fd = socket.release(ec);  // out of Asio's epoll: the ring does this socket's I/O
+    if (ec) {
+      log::error("accept: " + ec.message());
+      return;
+    }
+    add_session(strand, make_uring_stream(fd, *loop), fd);
+    return;
+  }
   const int fd = socket.native_handle();
   add_session(strand, make_socket_stream(std::move(socket)), fd);
 }
@@ -316,7 +359,10 @@ void Server::do_exit() {
   // Every session has finished (ServerState only exits after the last one): the shards'
   // threads may end.
   for (auto& guard : shard_guards_) guard.reset();
-  for (auto& shard : shards_) shard->stop();
+  for (auto& shard : shards_) {
+    shard->stop();
+    wake_io_thread(*shard);  // a ring shard sleeps outside Asio
+  }
   ioc_.stop();
 }
 

@@ -7,7 +7,9 @@
 //
 // I/O runs on io_threads shards, one io_context and one thread each (shard 0 is the main
 // io_context, which also holds the listeners, the signals and the server strand). A new
-// connection goes to the next shard in turn and stays there. Two threads sharing one
+// connection goes to the next shard in turn and stays there. On io_uring (the default when
+// the kernel allows it) shard 0 serves no connection and io_threads more shards each run a
+// ring (net/uring_loop.hpp). Two threads sharing one
 // io_context hand every completion across threads through the scheduler's condition
 // variable (bench/README.md: a futex wake-up per request); one thread per shard does not.
 #pragma once
@@ -33,6 +35,7 @@
 #include "net/listener.hpp"
 #include "net/net_gate.hpp"
 #include "net/session_registry.hpp"
+#include "net/uring_loop.hpp"
 #include "net/worker_pool.hpp"
 #include "plugins/plugin_host.hpp"
 
@@ -51,6 +54,9 @@ struct ServerConfig {
   core::TlsMode tls = core::TlsMode::off;
   std::uint16_t handshake_flags_mask = 0xffff;  // --mask-handshake
   bool structured_replies = true;               // false: --no-sr
+  // Connections' socket I/O on io_uring (net/uring_loop.hpp); false, or a kernel that
+  // refuses it: Asio's epoll. --io-uring=off.
+  bool io_uring = true;
 };
 
 class Server {
@@ -106,6 +112,7 @@ class Server {
   std::chrono::milliseconds script_kill_after() const { return config_.exit_timeout / 4; }
   void do_exit();
   boost::asio::io_context& next_shard();
+  void start_shards();
 
   ServerConfig config_;
   // Shards 1..io_threads-1, created by run() (after daemonize()'s fork), each kept running
@@ -113,6 +120,10 @@ class Server {
   // on shard 0 (an accepted socket) hold strands of these shards.
   std::vector<std::unique_ptr<boost::asio::io_context>> shards_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> shard_guards_;
+  // One ring per entry of shards_ when config_.io_uring (there are then io_threads of them
+  // besides shard 0, and connections go only to them). Destroyed before shards_: a ring torn down completes what
+  // it still holds, which may free sessions and their timers on those shards.
+  std::vector<std::unique_ptr<UringLoop>> loops_;
   boost::asio::io_context ioc_{1};  // shard 0; concurrency hint: one thread runs it
   std::size_t next_shard_ = 0;
   Strand strand_;

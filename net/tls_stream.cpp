@@ -14,6 +14,7 @@
 
 #include "net/log.hpp"
 #include "net/tls_context.hpp"
+#include "net/uring_loop.hpp"
 
 namespace nbdd::net {
 namespace asio = boost::asio;
@@ -34,6 +35,14 @@ constexpr std::size_t cork_bytes_max = 64 * 1024;
 constexpr auto close_notify_wait = std::chrono::seconds(1);
 // Non-fatal GnuTLS results (a warning alert) retried in a row before giving up.
 constexpr int nonfatal_retries_max = 16;
+
+// On a ring shard (net/uring_loop.hpp) a post made outside Asio's own loop (from a socket
+// completion) must wake the loop, which runs Asio's handlers only when told.
+template <class Handler>
+void post_and_wake(const Strand& strand, Handler&& handler) {
+  asio::post(strand, std::forward<Handler>(handler));
+  wake_io_thread(strand.context());
+}
 
 bool would_block(long r) { return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED; }
 
@@ -147,7 +156,7 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   void schedule() {
     if (pump_posted || state == State::closed) return;
     pump_posted = true;
-    asio::post(strand, [self = shared_from_this()] {
+    post_and_wake(strand, [self = shared_from_this()] {
       self->pump_posted = false;
       self->pump();
     });
@@ -346,13 +355,13 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   void abort_pending() {
     auto post_aborted = [&](IoHandler& handler) {
       if (!handler) return;
-      asio::post(strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+      post_and_wake(strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
       handler = nullptr;
     };
     post_aborted(read_handler);
     post_aborted(write_handler);
     if (handshake_handler) {
-      asio::post(strand, [h = std::move(handshake_handler)] { h(false, "closed during the handshake"); });
+      post_and_wake(strand, [h = std::move(handshake_handler)] { h(false, "closed during the handshake"); });
       handshake_handler = nullptr;
     }
   }
@@ -404,13 +413,13 @@ TlsStream::~TlsStream() {
   // The session closes its stream before it ends; a stream dropped open (a server torn
   // down mid-run) is closed on its strand. A graceful end in progress finishes on its own:
   // its handlers hold the engine.
-  if (!engine_->closing) asio::post(engine_->strand, [engine = engine_] { engine->close(); });
+  if (!engine_->closing) post_and_wake(engine_->strand, [engine = engine_] { engine->close(); });
 }
 
 void TlsStream::async_handshake(std::span<const std::byte> early, TlsHandshakeHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::idle) {
-    asio::post(e.strand, [h = std::move(handler)] { h(false, "handshake already started or stream closed"); });
+    post_and_wake(e.strand, [h = std::move(handler)] { h(false, "handshake already started or stream closed"); });
     return;
   }
   if (early.size() > e.in.size()) e.in.resize(early.size());
@@ -434,7 +443,7 @@ bool TlsStream::ktls() const { return gnutls_transport_is_ktls_enabled(engine_->
 void TlsStream::async_read_some(std::span<std::byte> into, IoHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::up || e.read_handler) {
-    asio::post(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+    post_and_wake(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
     return;
   }
   e.read_into = into;
@@ -445,7 +454,7 @@ void TlsStream::async_read_some(std::span<std::byte> into, IoHandler handler) {
 void TlsStream::async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::up || e.write_handler) {
-    asio::post(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+    post_and_wake(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
     return;
   }
   e.write_buffers.assign(buffers.begin(), buffers.end());  // keeps its capacity: no allocation

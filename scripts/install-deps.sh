@@ -10,6 +10,8 @@ packages=(
   qemu-utils fio nbdkit nbdkit-plugin-dev nbdkit-plugin-python nbdkit-plugin-perl nbdkit-plugin-lua procps iproute2
   scdoc man-db dpkg-dev lintian systemd  # man pages, the Debian package and its checks
   libgnutls28-dev gnutls-bin  # TLS (issue 24): the library, and certtool/psktool for test credentials
+  liburing-dev  # the io_uring transport (issue 26)
+  linux-perf strace  # bench/run.sh syscalls: system calls per request (perf; strace as the fallback)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -28,6 +28,7 @@ TEST(Options, DefaultsMatchNbdkit) {
   EXPECT_EQ(r.options.handshake_timeout, core::Duration::from_s(10));
   EXPECT_EQ(r.options.max_connections, 0u);
   EXPECT_EQ(r.options.busy_poll_us, 300u);
+  EXPECT_TRUE(r.options.io_uring);
 }
 
 TEST(Options, ShortFlagsWithSeparateAndAttachedValues) {
@@ -59,7 +60,7 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_EQ(r.options.unix_path, std::optional<std::string>("/tmp/s"));
   const auto ok = parse({"--foreground", "--threads=8", "--unix=/tmp/s", "--run", "nbdinfo $uri",
                          "--exit-with-parent", "--log=syslog", "--max-connections=3", "--grace-period=250ms",
-                         "--handshake-timeout=2.5", "--busy-poll=250", "null"});
+                         "--handshake-timeout=2.5", "--busy-poll=250", "--io-uring=off", "null"});
   ASSERT_TRUE(ok.ok()) << ok.error;
   const auto& o = ok.options;
   EXPECT_EQ(o.threads, 8u);
@@ -71,6 +72,7 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_EQ(o.grace_period, core::Duration::from_ms(250));
   EXPECT_EQ(o.handshake_timeout, core::Duration::from_ms(2500));
   EXPECT_EQ(o.busy_poll_us, 250u);
+  EXPECT_FALSE(o.io_uring);
   EXPECT_FALSE(o.wants_tcp());
 }
 
@@ -348,6 +350,7 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
       {{"--max-connections=-1", "memory"}, "--max-connections"},
       {{"--busy-poll=10001", "memory"}, "--busy-poll"},
       {{"--busy-poll=fast", "memory"}, "--busy-poll"},
+      {{"--io-uring=yes", "memory"}, "--io-uring"},
       {{"-s", "-p", "1", "memory"}, "-s"},
       {{"-s", "--run", "true", "memory"}, "-s"},
       {{"-o", "memory"}, "oldstyle"},
