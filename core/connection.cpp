@@ -14,6 +14,11 @@ namespace {
 // pipelined requests per syscall in transmission, small reads during the handshake.
 constexpr std::size_t handshake_read_bytes = 4096;
 constexpr std::size_t transmission_read_bytes = 64 * 1024;
+// A WRITE payload at least this large is read straight into its slot (read_window), which
+// saves copying it out of the stage. A smaller one is read into the stage with whatever
+// follows it, so one read can carry many small writes and the headers after them (issue
+// 26: a read per request otherwise); copying a few KiB costs far less than a read.
+constexpr std::uint64_t direct_payload_bytes_min = 64 * 1024;
 
 }  // namespace
 
@@ -300,7 +305,8 @@ bool Connection::Impl::wants_read() const {
 std::span<std::byte> Connection::Impl::read_window() {
   window_ = {};
   if (!wants_read()) return {};
-  if (reader_ == Reader::write_payload && staged() == 0) {
+  if (reader_ == Reader::write_payload && staged() == 0 &&
+      slots_[receiving_slot_].req.length - slots_[receiving_slot_].payload_filled >= direct_payload_bytes_min) {
     Slot& s = slots_[receiving_slot_];
     window_is_slot_ = true;
     window_ = {s.buffer.get() + s.payload_filled, static_cast<std::size_t>(s.req.length - s.payload_filled)};

@@ -123,8 +123,8 @@ class Connection {
   std::optional<Action> next_action();
   std::optional<Instant> deadline() const;
   bool wants_read() const;
-  // Where the driver should read next to avoid a copy (a write payload lands directly in
-  // its slot). Empty when !wants_read().
+  // Where the driver should read next: a large write payload's slot (it lands there without
+  // a copy), else the stage, with room for many requests. Empty when !wants_read().
   std::span<std::byte> read_window();
 
   Status status() const;

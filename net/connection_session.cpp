@@ -225,7 +225,8 @@ void ConnectionSession::do_write() {
   gather_.clear();
   std::size_t sends = 0;
   for (const auto& [send, loan] : unsent_) {
-    if (sends == sends_per_write_max) break;
+    const std::size_t pieces = 1 + (loan ? loan->loan.pieces().size() : 1);
+    if (sends > 0 && gather_.size() + pieces > gather_pieces_max) break;
     if (!send.header.empty()) gather_.emplace_back(send.header.data(), send.header.size());
     if (loan) {
       for (const auto& piece : loan->loan.pieces()) gather_.emplace_back(piece.data, piece.size);

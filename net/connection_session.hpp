@@ -88,7 +88,9 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void do_write();
   void on_write(const boost::system::error_code& ec, std::size_t sends);
-  static constexpr std::size_t sends_per_write_max = 32;
+  // One write gathers every Send that is ready, up to the kernel's limit of pieces per
+  // sendmsg (IOV_MAX): at depth 16 that is every reply of a turn in one system call.
+  static constexpr std::size_t gather_pieces_max = 1024;
   void do_call(const core::action::CallPlugin& call);
   // A finished call: its result and what the plugin asked for during it.
   struct Completion {

@@ -50,6 +50,27 @@ TEST_F(Simple, WritePayloadLandsInTheSlotWithoutStaging) {
   EXPECT_TRUE(std::equal(data.begin(), data.end(), h.disk.begin()));
 }
 
+// Issue 26: the read window after a WRITE header is its slot only for a large payload; a
+// small one shares the stage with what follows, so one read can carry several requests.
+TEST_F(Simple, SmallWritePayloadsShareTheStageLargeOnesGoToTheirSlot) {
+  h.send(request(nbd::Cmd::write, 1, 0, 4096));
+  auto small = h.conn->read_window();
+  EXPECT_GE(small.size(), 64u * 1024) << "the stage, room for the payload and the requests after it";
+  // Two 4 KiB writes and a read in one delivery into that window.
+  const Bytes more = cat(cat(pattern(4096, 3), request(nbd::Cmd::write, 2, 4096, 4096)),
+                         cat(pattern(4096, 4), request(nbd::Cmd::read, 3, 0, 8192)));
+  ASSERT_LE(more.size(), small.size());
+  std::memcpy(small.data(), more.data(), more.size());
+  h.input(input::BytesReceived{std::span<const std::byte>(small.data(), more.size())});
+  EXPECT_EQ(h.calls.size(), 3u) << "every request of the delivery reached the plugin";
+  h.complete_all();
+  EXPECT_EQ(Bytes(h.disk.begin(), h.disk.begin() + 4096), pattern(4096, 3));
+  EXPECT_EQ(Bytes(h.disk.begin() + 4096, h.disk.begin() + 8192), pattern(4096, 4));
+  h.send(request(nbd::Cmd::write, 4, 0, 128 * 1024));
+  auto large = h.conn->read_window();
+  EXPECT_EQ(large.size(), 128u * 1024) << "exactly the payload, in its slot";
+}
+
 TEST_F(Simple, EveryCommandReachesThePluginWithItsFlags) {
   h.send(request(nbd::Cmd::flush, 1, 0, 0));
   h.send(request(nbd::Cmd::trim, 2, 0, 4096, nbd::cmd_flag_fua));
