@@ -217,17 +217,22 @@ class Server:
         return proc_ctx_switches(self.proc.pid)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, 5)
         if self.image and os.path.exists(self.image):
             os.unlink(self.image)
         if hasattr(self, "errlog"):
             self.errlog.close()
+
+
+def stop_process(proc, sig, timeout):
+    """Sends sig to proc if it still runs, waits up to timeout seconds, then kills it."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def fio_args(uri, opts, seconds, ramp):

@@ -148,13 +148,7 @@ class PerfCounter:
         return counts, raw[0]
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        bench.stop_process(self.proc, signal.SIGINT, 30)
         for fd in (self.ctl_w, self.ack_r):
             try:
                 os.close(fd)
@@ -192,13 +186,7 @@ class StraceCounter:
         return counts, sum(counts.values())
 
     def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        bench.stop_process(self.proc, signal.SIGINT, 30)
 
 
 def measure(server, opts, tool, numbers, seconds, ios_per_job, workdir):

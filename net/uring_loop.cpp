@@ -65,6 +65,11 @@ std::unique_ptr<UringLoop> UringLoop::create(asio::io_context& ioc, std::string&
   }
   std::unique_ptr<UringLoop> loop(new UringLoop(ioc));
   ::io_uring_params params{};
+  // A receive's bytes are taken (task work) when the thread next enters the kernel, and the
+  // ring's IORING_SQ_TASKRUN flag says there is some: a spinning thread sees it in shared
+  // memory. Without these flags the kernel interrupts the thread for it instead, which on
+  // the bench VM gave 22-33k IOPS at depth 1 against 40-48k (alternating 3 s runs).
+  params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
   const int r = ::io_uring_queue_init_params(ring_entries, &loop->ring_, &params);
   if (r < 0) {
     why = std::string("io_uring_setup: ") + std::strerror(-r);
@@ -261,6 +266,10 @@ bool UringLoop::reap() {
   }
 }
 
+bool UringLoop::taskrun_pending() const {
+  return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+}
+
 bool UringLoop::run_asio() {
   asio_ready_ = false;
   return ioc_.poll() != 0;
@@ -282,9 +291,12 @@ void UringLoop::run(std::chrono::microseconds max_spin) {
         cancelled_all = true;
       }
     }
-    // Every send made ready above and every receive asked for, in one system call. A
-    // receive whose bytes are already there completes inside it.
+    // Every send made ready above and every receive asked for, in one system call, which
+    // also takes the bytes of receives that became ready meanwhile (a receive whose bytes
+    // are already there completes inside it). With nothing to submit, a system call is
+    // made only when the kernel has bytes for us (IORING_SQ_TASKRUN).
     if (::io_uring_sq_ready(&ring_) > 0) ::io_uring_submit(&ring_);
+    else if (taskrun_pending()) ::io_uring_get_events(&ring_);
     if (worked) {
       last_work = Clock::now();
       continue;
@@ -296,9 +308,11 @@ void UringLoop::run(std::chrono::microseconds max_spin) {
       // 2 CPUs the client may need this one, so after a few microseconds of nothing the
       // thread gives it up once (sched_yield) before looking again.
       const auto until = Clock::now() + spin_before_yield;
-      while (::io_uring_cq_ready(&ring_) == 0 && !poked_.load(std::memory_order_relaxed) && Clock::now() < until)
+      while (::io_uring_cq_ready(&ring_) == 0 && !taskrun_pending() && !poked_.load(std::memory_order_relaxed) &&
+             Clock::now() < until)
         cpu_relax();
-      if (::io_uring_cq_ready(&ring_) == 0 && !poked_.load(std::memory_order_relaxed)) std::this_thread::yield();
+      if (::io_uring_cq_ready(&ring_) == 0 && !taskrun_pending() && !poked_.load(std::memory_order_relaxed))
+        std::this_thread::yield();
       continue;
     }
     arm_asio_watch();
