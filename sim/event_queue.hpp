@@ -4,7 +4,7 @@
 //
 // Speed: an event is a trivially copyable callable (a lambda capturing pointers, ids and
 // plain values) stored inline in a reusable slot — no std::function, no allocation per
-// event once the pool has grown. The heap itself holds 16-byte (at, seq|slot) keys.
+// event once the pool has grown. The heap itself (4-ary) holds 16-byte (at, seq|slot) keys.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -32,7 +32,9 @@ class Clock {
 
 class EventQueue {
  public:
-  static constexpr std::size_t inline_bytes = 112;  // plugin calls are parked, events hold an index
+  // Plugin calls are parked and events hold an index; the largest capture is feed_later()'s
+  // (world, id, Input). Small slots: an event is copied once when it runs.
+  static constexpr std::size_t inline_bytes = 40;
 
   // A type-erased, trivially copyable callable of at most inline_bytes.
   class Fn {
@@ -66,18 +68,18 @@ class EventQueue {
       slot = static_cast<std::uint32_t>(pool_.size());
       pool_.emplace_back(std::forward<F>(fn));
     }
-    heap_.push_back(Key{when.ns, (seq_++ << 24) | slot});
-    std::push_heap(heap_.begin(), heap_.end(), Later{});
+    push(Key{(static_cast<unsigned __int128>(when.ns) << 64) | ((seq_++ << 24) | slot)});
   }
   bool empty() const { return heap_.empty(); }
   std::size_t size() const { return heap_.size(); }
-  core::Instant next_at() const { return core::Instant{heap_.front().when}; }
+  core::Instant next_at() const { return core::Instant{static_cast<std::uint64_t>(heap_.front() >> 64)}; }
   Fn pop(core::Instant& when) {
-    std::pop_heap(heap_.begin(), heap_.end(), Later{});
-    const Key k = heap_.back();
+    const Key k = heap_.front();
+    const Key last = heap_.back();
     heap_.pop_back();
-    when = core::Instant{k.when};
-    const auto slot = static_cast<std::uint32_t>(k.seq_slot & slot_mask);
+    if (!heap_.empty()) sift_down(last);
+    when = core::Instant{static_cast<std::uint64_t>(k >> 64)};
+    const auto slot = static_cast<std::uint32_t>(static_cast<std::uint64_t>(k) & slot_mask);
     free_.push_back(slot);
     return pool_[slot];
   }
@@ -90,17 +92,37 @@ class EventQueue {
 
  private:
   static constexpr std::uint64_t slot_mask = (1u << 24) - 1;  // at most 16M events pending at once
-  struct Key {
-    std::uint64_t when;
-    std::uint64_t seq_slot;  // seq in the high 40 bits: (when, seq_slot) orders like (when, seq)
-  };
-  struct Later {
-    bool operator()(const Key& a, const Key& b) const {
-      if (a.when != b.when) return a.when > b.when;
-      return a.seq_slot > b.seq_slot;
+  // (when << 64) | (seq << 24) | slot: ordering keys orders by (when, seq); seq is unique.
+  using Key = unsigned __int128;
+  // A 4-ary min-heap (half the levels of a binary one; the four children share a cache line).
+  void push(Key k) {
+    std::size_t i = heap_.size();
+    heap_.push_back(k);
+    while (i > 0) {
+      const std::size_t parent = (i - 1) / 4;
+      if (heap_[parent] <= k) break;
+      heap_[i] = heap_[parent];
+      i = parent;
     }
-  };
-  std::vector<Key> heap_;  // a binary heap ordered by Later
+    heap_[i] = k;
+  }
+  void sift_down(Key k) {  // k replaces the root
+    const std::size_t n = heap_.size();
+    std::size_t i = 0;
+    for (;;) {
+      const std::size_t first = 4 * i + 1;
+      if (first >= n) break;
+      std::size_t best = first;
+      const std::size_t end = first + 4 < n ? first + 4 : n;
+      for (std::size_t c = first + 1; c < end; ++c)
+        if (heap_[c] < heap_[best]) best = c;
+      if (k <= heap_[best]) break;
+      heap_[i] = heap_[best];
+      i = best;
+    }
+    heap_[i] = k;
+  }
+  std::vector<Key> heap_;
   std::vector<Fn> pool_;
   std::vector<std::uint32_t> free_;
   std::uint64_t seq_ = 0;

@@ -35,7 +35,10 @@ struct FaultProfile {
   bool memory_plugin = false;              // run over the built-in memory plugin
   // network
   std::uint64_t net_delay_min_ns = 1'000, net_delay_max_ns = 200'000;
-  std::uint32_t segment_bytes_max = 65536;  // writes are cut into pieces of at most this
+  // Below 512 (1, 3, 7 or 29): one write in four has 16 bytes cut into pieces of at most this
+  // (Pipe::write); larger values only mean "no tiny segments" (pieces a stack sends back to
+  // back arrive together, so they are not cut at this size).
+  std::uint32_t segment_bytes_max = 65536;
   std::uint32_t read_bytes_max = 65536;     // the driver reads at most this per BytesReceived
   // plugin
   std::uint64_t latency_min_ns = 1'000, latency_max_ns = 500'000;

@@ -126,7 +126,7 @@ int sweep_one(std::uint64_t seed, const Args& a, Marks& marks, std::uint64_t& re
   events += out.events;
   marks.merge(out.marks);
   if (out.kind == OutcomeKind::ok && a.determinism) {
-    Outcome again = run_seed(seed, a.memory, false, nullptr);
+    Outcome again = replay_seed(seed, a.memory);
     if (again.trace_hash != out.trace_hash) {
       std::printf("NONDETERMINISM seed=%llu trace hash %016llx != %016llx\nreproduce: nbdd-sim --seed=%llu "
                   "--check-determinism\nexit 131 (nondeterminism)\n",
@@ -332,7 +332,7 @@ int main(int argc, char** argv) {
   if (a.seed) {
     arm_crash(*a.seed, a.memory);
     Outcome out = run_seed(*a.seed, a.memory, a.full, stdout);
-    if (out.kind == OutcomeKind::ok && a.determinism && replay_differs(out, run_seed(*a.seed, a.memory, false, nullptr)))
+    if (out.kind == OutcomeKind::ok && a.determinism && replay_differs(out, replay_seed(*a.seed, a.memory)))
       return exit_code(OutcomeKind::nondeterminism);
     if (out.kind == OutcomeKind::ok)
       std::printf("ok requests=%llu events=%llu virtual=%s trace_hash=%016llx\n",

@@ -7,32 +7,62 @@
 #include <map>
 #include <span>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 namespace nbdd::sim {
 
 class Marks {
  public:
-  // Names are string literals: counted by address on the hot path (no string built, no
-  // allocation once a name was seen), merged by text when read.
-  void hit(const char* name) { ++by_address_[name]; }
+  // Names are string literals: counted by address on the hot path in a small open-addressed
+  // table (no string built, no allocation once the table has grown), merged by text when read.
+  void hit(const char* name) { ++slot(name).count; }
   std::uint64_t count(const std::string& name) const {
     const auto& m = all();
     auto it = m.find(name);
     return it == m.end() ? 0 : it->second;
   }
   void merge(const Marks& other) {
-    for (const auto& [name, n] : other.by_address_) by_address_[name] += n;
+    for (const Entry& e : other.table_)
+      if (e.name) slot(e.name).count += e.count;
   }
   // By name, ordered: printing is deterministic.
   const std::map<std::string, std::uint64_t>& all() const {
     by_name_.clear();
-    for (const auto& [name, n] : by_address_) by_name_[name] += n;
+    for (const Entry& e : table_)
+      if (e.name) by_name_[e.name] += e.count;
     return by_name_;
   }
 
  private:
-  std::unordered_map<const char*, std::uint64_t> by_address_;
+  struct Entry {
+    const char* name = nullptr;
+    std::uint64_t count = 0;
+  };
+  Entry& slot(const char* name) {
+    if ((used_ + 1) * 2 > table_.size()) grow();
+    const std::size_t mask = table_.size() - 1;
+    for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
+      Entry& e = table_[i];
+      if (e.name == name) return e;
+      if (!e.name) {
+        ++used_;
+        e.name = name;
+        return e;
+      }
+    }
+  }
+  static std::size_t index(const char* name, std::size_t mask) {
+    return static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(name) * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+  }
+  void grow() {
+    std::vector<Entry> old = std::move(table_);
+    table_.assign(old.empty() ? 256 : old.size() * 2, Entry{});
+    used_ = 0;
+    for (const Entry& e : old)
+      if (e.name) slot(e.name).count = e.count;
+  }
+  std::vector<Entry> table_;  // size a power of two, at most half full
+  std::size_t used_ = 0;
   mutable std::map<std::string, std::uint64_t> by_name_;
 };
 

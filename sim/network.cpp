@@ -10,36 +10,63 @@ core::Instant Pipe::arrival() {
   return last_;
 }
 
-void Pipe::write(std::span<const std::byte> bytes) {
-  if (closed_ || bytes.empty()) return;
-  written_ += bytes.size();
-  if (bytes_head_ == bytes_.size()) {
+void Pipe::write(std::span<const std::byte> bytes) { write(bytes, {}); }
+
+void Pipe::write(std::span<const std::byte> first, std::span<const std::byte> second) {
+  const std::size_t total = first.size() + second.size();
+  if (closed_ || total == 0) return;
+  written_ += total;
+  if (consumed_ == bytes_.size()) {
     bytes_.clear();
-    bytes_head_ = 0;
-  } else if (bytes_head_ > 65536 && bytes_head_ * 2 > bytes_.size()) {
-    bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(bytes_head_));
-    bytes_head_ = 0;
+    bytes_head_ = consumed_ = 0;
+  } else if (consumed_ > 65536 && consumed_ * 2 > bytes_.size()) {
+    bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(consumed_));
+    bytes_head_ -= consumed_;
+    consumed_ = 0;
   }
-  bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
-  // Tiny segments matter where framing is decided (the first bytes of a message); past
-  // that they only multiply events, so a long payload continues in larger pieces, and with a
-  // tiny segment_bytes_max only one write in four is cut that finely (events per request are
-  // what bounds the simulator's speed). Half of the other writes go out as one segment when
-  // they fit, as TCP mostly does; the rest are cut at random.
-  std::size_t seg_max = shape_.segment_bytes_max;
-  bool tiny = seg_max < 512;
-  if (tiny && prng_.below(4) != 0) {
-    tiny = false;
-    seg_max = 4096;
+  bytes_.insert(bytes_.end(), first.begin(), first.end());
+  bytes_.insert(bytes_.end(), second.begin(), second.end());
+  // Tiny segments matter where framing is decided (the first bytes of a message): with a
+  // tiny segment_bytes_max, one write in four has a window of 16 bytes somewhere in its first
+  // 64 cut that finely (every position of every header is reached over a run, and a write
+  // costs about 18 deliveries instead of 64); the rest of it is cut like any other write.
+  if (shape_.segment_bytes_max < 512 && prng_.below(4) == 0) {
+    const std::size_t window_at = prng_.below(std::min<std::size_t>(total, 64));
+    const std::size_t window_end = std::min<std::size_t>(total, window_at + 16);
+    if (window_at > 0) push(Segment{arrival(), static_cast<std::uint32_t>(window_at), false});
+    std::size_t pos = window_at;
+    while (pos < window_end) {
+      const std::size_t n = prng_.range_inclusive(1, std::min<std::size_t>(shape_.segment_bytes_max, window_end - pos));
+      pos += n;
+      push(Segment{arrival(), static_cast<std::uint32_t>(n), false});
+    }
+    cut(pos, total);
+    return;
   }
-  const bool whole = !tiny && prng_.coin();
+  cut(0, total);
+}
+
+// Half the time the bytes go out as one segment, as TCP mostly does; otherwise they are cut
+// at one to three points drawn uniformly, so any byte boundary can be a segment boundary
+// while a message costs at most four deliveries (cutting what is left again and again at
+// random made about nine of a 4 KiB one). Pieces a real stack would send back to back (one
+// MSS after another) arrive together, so segment_bytes_max does not cut them further.
+void Pipe::cut(std::size_t from, std::size_t to) {
+  if (from >= to) return;
+  const std::size_t total = to - from;
+  std::size_t cuts[4];
+  std::size_t ncuts = 0;
+  if (total > 1 && prng_.coin()) {
+    const std::size_t k = prng_.range_inclusive(1, std::min<std::size_t>(3, total - 1));
+    for (std::size_t i = 0; i < k; ++i) cuts[ncuts++] = prng_.range_inclusive(1, total - 1);
+    std::sort(cuts, cuts + ncuts);
+  }
+  cuts[ncuts++] = total;
   std::size_t pos = 0;
-  while (pos < bytes.size()) {
-    const std::size_t cap = tiny && pos >= 64 ? 4096 : seg_max;
-    const std::size_t max = std::min<std::size_t>(cap, bytes.size() - pos);
-    const std::size_t n = whole ? max : prng_.range_inclusive(1, max);
-    pos += n;
-    push(Segment{arrival(), static_cast<std::uint32_t>(n), false});
+  for (std::size_t i = 0; i < ncuts; ++i) {
+    if (cuts[i] == pos) continue;  // equal cut points: no empty segment
+    push(Segment{arrival(), static_cast<std::uint32_t>(cuts[i] - pos), false});
+    pos = cuts[i];
   }
 }
 
@@ -69,6 +96,7 @@ void Pipe::deliver_head(std::uint64_t gen) {
     bytes_head_ += seg.length;
     delivered_ += seg.length;
     deliver_(data);
+    if (!receiver_consumes_) consumed_ = bytes_head_;
   }
 }
 
@@ -83,8 +111,7 @@ void Pipe::reset() {
   reset_ = closed_ = true;
   ++generation_;
   in_flight_.clear();
-  bytes_.clear();
-  bytes_head_ = 0;
+  bytes_.resize(bytes_head_);  // what was delivered stays readable until the receiver hears RST
   head_scheduled_ = false;
   const std::uint64_t gen = generation_;
   queue_.at(clock_.now() + core::Duration{prng_.range_inclusive(shape_.delay_min_ns, shape_.delay_max_ns)},

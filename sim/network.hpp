@@ -29,12 +29,21 @@ class Pipe {
       : queue_(queue), clock_(clock), prng_(prng), shape_(shape), deliver_(std::move(deliver)), end_(std::move(end)) {}
 
   void write(std::span<const std::byte> bytes);
+  // One message in two parts (a Send's header and payload): cut as one write.
+  void write(std::span<const std::byte> first, std::span<const std::byte> second);
   void close();  // FIN after the data already written
   void reset();  // RST: undelivered bytes are lost
   bool closed() const { return closed_; }
   std::uint64_t bytes_written() const { return written_; }
   // Bytes handed to the receiver so far (a prefix of what was written).
   std::uint64_t bytes_delivered() const { return delivered_; }
+  // A receiver that reads the delivered bytes in place (the server side): they stay in this
+  // pipe's buffer until consume()d, and the span a delivery passes is only a notice.
+  // Otherwise a delivered span is consumed when the delivery returns.
+  void set_receiver_consumes(bool yes) { receiver_consumes_ = yes; }
+  std::span<const std::byte> unread() const { return {bytes_.data() + consumed_, bytes_head_ - consumed_}; }
+  void consume(std::size_t n) { consumed_ += n; }
+  void consume_all() { consumed_ = bytes_head_; }
 
  private:
   core::Instant arrival();
@@ -47,10 +56,15 @@ class Pipe {
     bool fin = false;
   };
   void push(Segment seg);
+  void cut(std::size_t from, std::size_t to);  // segments for bytes [from, to) of a write
   void deliver_head(std::uint64_t gen);
   std::deque<Segment> in_flight_;
+  // bytes_[0, consumed_) is consumed, [consumed_, bytes_head_) delivered and unread,
+  // [bytes_head_, end) in flight.
   std::vector<std::byte> bytes_;
   std::size_t bytes_head_ = 0;
+  std::size_t consumed_ = 0;
+  bool receiver_consumes_ = false;
   bool head_scheduled_ = false;
   EventQueue& queue_;
   const Clock& clock_;

@@ -48,24 +48,18 @@ class Prng {
   // Seeded, recording every draw on `recorder` (ChoiceTape::start_recording).
   Prng(std::uint64_t seed, ChoiceTape* recorder) : Prng(seed) { tape_ = recorder; }
   bool tape_mode() const { return tape_ != nullptr; }
+  // The tape paths are out of line (tape_next() ...), so the seeded paths inline at every
+  // draw site (the simulator draws a few hundred times per request).
   std::uint64_t next() {
-    if (tape_) [[unlikely]] {
-      if (!tape_->recording()) return tape_->draw();
-      const auto w = static_cast<std::uint32_t>(step());
-      tape_->record(w);
-      return w;
-    }
+    if (tape_) [[unlikely]]
+      return tape_next();
     return step();
   }
   // Uniform in [0, n); n > 0. Lemire's multiply-shift with rejection (exact, no bias).
   std::uint64_t below(std::uint64_t n) {
     if (n <= 1) return 0;
-    if (tape_) [[unlikely]] {
-      if (!tape_->recording()) return tape_->draw() % n;
-      const auto w = static_cast<std::uint32_t>(uniform(n));
-      tape_->record(w);
-      return w % n;
-    }
+    if (tape_) [[unlikely]]
+      return tape_below(n);
     return uniform(n);
   }
   // Uniform in [lo, hi].
@@ -77,33 +71,31 @@ class Prng {
   bool chance(Ratio r) {
     if (r.numerator == 0 || r.denominator == 0) return false;
     if (r.numerator >= r.denominator) return true;
-    if (tape_) [[unlikely]] {
-      if (!tape_->recording()) return tape_->draw() % r.denominator >= r.denominator - r.numerator;
-      const bool yes = uniform(r.denominator) < r.numerator;
-      tape_->record(yes ? r.denominator - 1 : 0);
-      return yes;
-    }
+    if (tape_) [[unlikely]]
+      return tape_chance(r);
     return uniform(r.denominator) < r.numerator;
   }
   bool coin() {
-    if (tape_) [[unlikely]] {
-      if (!tape_->recording()) return (tape_->draw() & 1) != 0;
-      const bool yes = (step() >> 63) != 0;
-      tape_->record(yes ? 1 : 0);
-      return yes;
-    }
+    if (tape_) [[unlikely]]
+      return tape_coin();
     return (step() >> 63) != 0;
   }
-  // Random bytes (write payloads): one draw seeds a SplitMix64 stream, 8 bytes per step.
+  // Random bytes (write payloads): one draw seeds a Weyl sequence, each step multiplied and
+  // folded (8 bytes per step; independent steps, so the loop runs at about a byte per cycle).
+  // Payloads only need to differ from one another for the read oracle, not to be strong.
   void fill(std::span<std::byte> out) {
-    std::uint64_t sm = next();
-    std::size_t i = 0;
+    const std::uint64_t seed = next() ^ 0x6a09e667f3bcc909ull;  // a tape's 0 still gives nonzero bytes
+    std::uint64_t i = 0;
+    auto word = [seed](std::uint64_t k) {
+      std::uint64_t w = (seed + k * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+      return w ^ (w >> 31);
+    };
     for (; i + 8 <= out.size(); i += 8) {
-      const std::uint64_t w = splitmix64(sm);
+      const std::uint64_t w = word(i);
       std::memcpy(out.data() + i, &w, 8);
     }
     if (i < out.size()) {
-      const std::uint64_t w = splitmix64(sm);
+      const std::uint64_t w = word(i);
       std::memcpy(out.data() + i, &w, out.size() - i);
     }
   }
@@ -124,6 +116,30 @@ class Prng {
   }
 
  private:
+  [[gnu::noinline]] std::uint64_t tape_next() {
+    if (!tape_->recording()) return tape_->draw();
+    const auto w = static_cast<std::uint32_t>(step());
+    tape_->record(w);
+    return w;
+  }
+  [[gnu::noinline]] std::uint64_t tape_below(std::uint64_t n) {
+    if (!tape_->recording()) return tape_->draw() % n;
+    const auto w = static_cast<std::uint32_t>(uniform(n));
+    tape_->record(w);
+    return w % n;
+  }
+  [[gnu::noinline]] bool tape_chance(Ratio r) {
+    if (!tape_->recording()) return tape_->draw() % r.denominator >= r.denominator - r.numerator;
+    const bool yes = uniform(r.denominator) < r.numerator;
+    tape_->record(yes ? r.denominator - 1 : 0);
+    return yes;
+  }
+  [[gnu::noinline]] bool tape_coin() {
+    if (!tape_->recording()) return (tape_->draw() & 1) != 0;
+    const bool yes = (step() >> 63) != 0;
+    tape_->record(yes ? 1 : 0);
+    return yes;
+  }
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   // xoshiro256**: the seeded generator's next word.
   std::uint64_t step() {

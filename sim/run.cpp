@@ -63,6 +63,13 @@ Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::F
       [&] { return reproduce_command(seed, memory_plugin); });
 }
 
+Outcome replay_seed(std::uint64_t seed, bool memory_plugin) {
+  FaultProfile profile = FaultProfile::from_seed(seed);
+  WorldOptions options;
+  options.replay_only = true;
+  return run_world(profile, options, memory_plugin, nullptr, [](std::FILE*) {}, [] { return std::string(); });
+}
+
 std::string tape_reproduce_command(const ChoiceTape& tape, bool memory_plugin) {
   const std::string hex = tape.to_hex();
   return "nbdd-sim --tape=" + (hex.empty() ? std::string("00000000") : hex) + " --trace=full" +

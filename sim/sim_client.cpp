@@ -15,6 +15,7 @@ SimClient::SimClient(World& world, std::uint32_t index, Prng prng, const FaultPr
   lazy_ = !scripted_ && prng_.chance(profile_.client_lazy);
   // The simulated TLS layer answers an accepted STARTTLS with its hello: not NBD bytes.
   if (profile_.tls != core::TlsMode::off) dec_.set_tls_hello_bytes(sim_tls_hello_bytes);
+  dec_.keep_read_data(false);  // the client acts on each reply's cookie and error only
 }
 
 void SimClient::start() {
@@ -383,12 +384,8 @@ void SimClient::send_random_request() {
       }
     }
   }
-  if (rq.type == cmd::write) {
-    rq.payload.resize(rq.length);
-    prng_.fill(rq.payload);
-  }
   if (rq.type == cmd::write && dec_.extended()) rq.flags |= cflag::payload_len;
-  send_request(std::move(rq));
+  send_request(rq, rq.type == cmd::write ? rq.length : 0);
 }
 
 bool SimClient::reply_before_request_arrived(std::uint64_t cookie) {
@@ -439,12 +436,21 @@ void SimClient::boundary_request(Request& rq, std::uint64_t size) {
   }
 }
 
-void SimClient::send_request(Request rq) {
+// The header and `payload_bytes` random bytes (a WRITE's data), encoded into one reused
+// buffer: no allocation per request.
+void SimClient::send_request(const Request& rq, std::uint64_t payload_bytes) {
   ++requests_sent_;
   world_.note_request();
   ++outstanding_;
   dec_.request_sent(rq);
-  auto bytes = encode_request(rq, dec_.extended());
+  std::vector<std::byte>& bytes = out_;
+  bytes.clear();
+  encode_request_header(bytes, rq, dec_.extended());
+  const std::size_t header = bytes.size();
+  if (payload_bytes != 0) {
+    bytes.resize(header + payload_bytes);
+    prng_.fill(std::span(bytes).subspan(header));
+  }
   if (!scripted_ && world_.faults_active() && prng_.chance(profile_.client_mid_request_vanish)) {
     write(std::span(bytes).first(prng_.below(bytes.size())));
     world_.marks().hit(rq.type == cmd::write && bytes.size() > 40 ? "client_vanished_mid_write" : "client_vanished_mid_request");
@@ -452,7 +458,7 @@ void SimClient::send_request(Request rq) {
     return;
   }
   write(bytes);
-  if (!rq.payload.empty() && to_server_) payload_ends_.emplace_back(rq.cookie, to_server_->bytes_written());
+  if (payload_bytes != 0 && to_server_) payload_ends_.emplace_back(rq.cookie, to_server_->bytes_written());
 }
 
 void SimClient::send_disc() {
@@ -480,12 +486,8 @@ bool SimClient::send_command(std::uint16_t type, std::uint64_t offset, std::uint
   rq.cookie = (static_cast<std::uint64_t>(index_) << 32) | next_cookie_++;
   rq.offset = offset;
   rq.length = length;
-  if (type == cmd::write) {
-    rq.payload.resize(length);
-    prng_.fill(rq.payload);
-    if (dec_.extended()) rq.flags |= cflag::payload_len;
-  }
-  send_request(std::move(rq));
+  if (type == cmd::write && dec_.extended()) rq.flags |= cflag::payload_len;
+  send_request(rq, type == cmd::write ? length : 0);
   return true;
 }
 

@@ -60,7 +60,7 @@ class SimClient {
   void schedule_next();
   void act();
   void send_random_request();
-  void send_request(wire::Request req);
+  void send_request(const wire::Request& req, std::uint64_t payload_bytes);
   void boundary_request(wire::Request& rq, std::uint64_t size);
   bool reply_before_request_arrived(std::uint64_t cookie);
   void send_disc();
@@ -80,6 +80,7 @@ class SimClient {
   Pipe* to_server_ = nullptr;
   wire::ServerStreamDecoder dec_;
   std::vector<wire::ServerStreamDecoder::Event> events_;
+  std::vector<std::byte> out_;  // the request being sent (reused)
   std::vector<std::pair<std::uint32_t, std::vector<std::byte>>> plan_;
   std::size_t plan_pos_ = 0;
   std::string export_name_;

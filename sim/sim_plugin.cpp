@@ -6,9 +6,51 @@
 
 namespace nbdd::sim {
 
+// ---- LazyDisk: each operation walks the pages its range touches.
+std::byte* LazyDisk::page_for_write(std::uint64_t index) {
+  auto& p = pages_[index];
+  if (!p) p = std::make_unique<std::byte[]>(page);  // value-initialized: zeroes
+  return p.get();
+}
+
+void LazyDisk::read(std::uint64_t off, std::span<std::byte> out) const {
+  for (std::uint64_t done = 0; done < out.size();) {
+    const std::uint64_t at = off + done, in_page = at % page, n = std::min(page - in_page, out.size() - done);
+    if (const auto& p = pages_[at / page]) std::copy_n(p.get() + in_page, n, out.begin() + static_cast<std::ptrdiff_t>(done));
+    else std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(done), n, std::byte{0});
+    done += n;
+  }
+}
+
+void LazyDisk::write(std::uint64_t off, std::span<const std::byte> in) {
+  for (std::uint64_t done = 0; done < in.size();) {
+    const std::uint64_t at = off + done, in_page = at % page, n = std::min(page - in_page, in.size() - done);
+    std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(done), n, page_for_write(at / page) + in_page);
+    done += n;
+  }
+}
+
+void LazyDisk::fill(std::uint64_t off, std::uint64_t n, std::byte value) {
+  for (std::uint64_t done = 0; done < n;) {
+    const std::uint64_t at = off + done, in_page = at % page, k = std::min(page - in_page, n - done);
+    if (value != std::byte{0} || pages_[at / page]) std::fill_n(page_for_write(at / page) + in_page, k, value);
+    done += k;
+  }
+}
+
+bool LazyDisk::all_zero(std::uint64_t off, std::uint64_t n) const {
+  for (std::uint64_t done = 0; done < n;) {
+    const std::uint64_t at = off + done, in_page = at % page, k = std::min(page - in_page, n - done);
+    if (const auto& p = pages_[at / page])
+      if (!std::all_of(p.get() + in_page, p.get() + in_page + k, [](std::byte b) { return b == std::byte{0}; }))
+        return false;
+    done += k;
+  }
+  return true;
+}
+
 SimPlugin::SimPlugin(Prng prng, const FaultProfile& profile) : prng_(prng), profile_(profile) {
-  for (std::uint32_t i = 0; i < profile_.exports; ++i)
-    disks_[export_name(i)].assign(profile_.export_bytes + i * 512, std::byte{0});
+  for (std::uint32_t i = 0; i < profile_.exports; ++i) disks_.emplace(export_name(i), LazyDisk(profile_.export_bytes + i * 512));
 }
 
 std::uint64_t SimPlugin::latency_ns() {
@@ -16,8 +58,8 @@ std::uint64_t SimPlugin::latency_ns() {
   return prng_.range_inclusive(profile_.latency_min_ns, profile_.latency_max_ns);
 }
 
-std::vector<std::byte>& SimPlugin::disk(core::ConnectionId conn) {
-  static std::vector<std::byte> none;  // a data call without an open export: every range is out of range
+LazyDisk& SimPlugin::disk(core::ConnectionId conn) {
+  static LazyDisk none;  // a data call without an open export: every range is out of range
   auto it = export_of_.find(conn);
   return it == export_of_.end() || !it->second ? none : *it->second;
 }
@@ -114,21 +156,21 @@ int SimPlugin::run(core::ConnectionId conn, const core::PluginCall& call, bool f
   switch (call.kind) {
     case CallKind::pread:
       if (!in_range || call.buffer.size() < n) return EINVAL;
-      std::copy_n(d.begin() + static_cast<std::ptrdiff_t>(off), n, call.buffer.begin());
+      d.read(off, call.buffer.first(n));
       return 0;
     case CallKind::pwrite:
       if (!in_range || call.buffer.size() < n) return EINVAL;
-      std::copy_n(call.buffer.begin(), n, d.begin() + static_cast<std::ptrdiff_t>(off));
+      d.write(off, call.buffer.first(n));
       return 0;
     case CallKind::zero:
       if (!in_range) return EINVAL;
       if ((call.flags & core::call_flag::fast_zero) && prng_.coin()) return ENOTSUP;
-      std::fill_n(d.begin() + static_cast<std::ptrdiff_t>(off), n, std::byte{0});
+      d.fill(off, n, std::byte{0});
       return 0;
     case CallKind::trim:
       if (!in_range) return EINVAL;
       // Contents are unspecified after TRIM: leave junk so the oracle's rule is exercised.
-      if (prng_.coin()) std::fill_n(d.begin() + static_cast<std::ptrdiff_t>(off), n, std::byte{0xa5});
+      if (prng_.coin()) d.fill(off, n, std::byte{0xa5});
       return 0;
     case CallKind::flush:
     case CallKind::cache:
@@ -141,9 +183,7 @@ int SimPlugin::run(core::ConnectionId conn, const core::PluginCall& call, bool f
       for (std::uint32_t i = 0; i < pieces && at < end; ++i) {
         if (call.extents_max && call.extents->size() >= call.extents_max) break;
         const std::uint64_t len = (i + 1 == pieces) ? end - at : prng_.range_inclusive(1, end - at);
-        const bool zero = std::all_of(d.begin() + static_cast<std::ptrdiff_t>(at),
-                                      d.begin() + static_cast<std::ptrdiff_t>(at + len),
-                                      [](std::byte b) { return b == std::byte{0}; });
+        const bool zero = d.all_zero(at, len);
         call.extents->push_back(core::Extent{at, len, zero ? 3u : 0u});
         at += len;
       }

@@ -11,6 +11,8 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,25 @@ struct PluginEffects {
   bool disconnect = false;
   bool force = false;
   bool shutdown = false;
+};
+
+// A model disk whose 4 KiB pages exist only once written: a world that writes little costs
+// little (the disks were zero-filled in full for every world: up to 256 KiB per seed).
+// Reads of a page never written give zeroes.
+class LazyDisk {
+ public:
+  explicit LazyDisk(std::uint64_t size = 0) : size_(size), pages_((size + page - 1) / page) {}
+  std::uint64_t size() const { return size_; }
+  void read(std::uint64_t off, std::span<std::byte> out) const;
+  void write(std::uint64_t off, std::span<const std::byte> in);
+  void fill(std::uint64_t off, std::uint64_t n, std::byte value);
+  bool all_zero(std::uint64_t off, std::uint64_t n) const;
+
+ private:
+  static constexpr std::uint64_t page = 4096;
+  std::byte* page_for_write(std::uint64_t index);
+  std::uint64_t size_;
+  std::vector<std::unique_ptr<std::byte[]>> pages_;
 };
 
 class SimPlugin {
@@ -48,11 +69,11 @@ class SimPlugin {
  private:
   int open(core::ConnectionId conn, const core::PluginCall& call, bool faults);
   int list(const core::PluginCall& call, bool faults);
-  std::vector<std::byte>& disk(core::ConnectionId conn);
+  LazyDisk& disk(core::ConnectionId conn);
   Prng prng_;
   const FaultProfile& profile_;
-  std::map<std::string, std::vector<std::byte>> disks_;  // at their largest size
-  std::map<core::ConnectionId, std::vector<std::byte>*> export_of_;  // the disk of each open handle
+  std::map<std::string, LazyDisk> disks_;  // at their largest size
+  std::map<core::ConnectionId, LazyDisk*> export_of_;  // the disk of each open handle
   std::uint32_t unloads_ = 0;
 };
 

@@ -14,7 +14,7 @@ std::string format_time(core::Instant at) {
   return buf;
 }
 
-Trace::Trace(bool full, std::FILE* out) : full_(full), out_(out) { ring_.resize(40); }
+Trace::Trace(bool full, std::FILE* out, std::size_t tail) : full_(full), out_(out) { ring_.resize(tail); }
 
 void Trace::set_tail(std::size_t n) {
   ring_.clear();
@@ -38,8 +38,8 @@ void Trace::mix_bytes(const void* data, std::size_t n) {
 
 void Trace::head(core::Instant at, std::uint64_t conn, const char* kind, Type type, std::uint64_t alt) {
   ++records_;
-  std::uint32_t k = 0;
-  std::memcpy(&k, kind, std::min<std::size_t>(std::strlen(kind), 4));
+  std::uint32_t k = 0;  // the kind's first four characters, little-endian (as a memcpy of them)
+  for (int i = 0; i < 4 && kind[i] != '\0'; ++i) k |= static_cast<std::uint32_t>(static_cast<unsigned char>(kind[i])) << (8 * i);
   mix(at.ns);
   mix(conn);
   mix((static_cast<std::uint64_t>(k) << 16) | (static_cast<std::uint64_t>(type) << 8) | alt);
@@ -58,6 +58,7 @@ Trace::Rec& Trace::push(core::Instant at, std::uint64_t conn, const char* kind, 
 void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, std::string_view text) {
   head(at, conn, kind, Type::text, 0);
   mix_bytes(text.data(), text.size());
+  if (ring_.empty()) return;
   Rec& r = push(at, conn, kind, Type::text);
   r.text.assign(text);
   if (full_) emit(r);
@@ -78,6 +79,7 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
         }
       },
       in);
+  if (ring_.empty()) return;
   Rec& r = push(at, conn, kind, Type::input);
   r.in = in;
   if (full_) emit(r);
@@ -85,8 +87,8 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
 
 void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const core::Action& act) {
   head(at, conn, kind, Type::action, act.index());
-  Rec& r = push(at, conn, kind, Type::action);
-  r.act = act;
+  Rec* r = ring_.empty() ? nullptr : &push(at, conn, kind, Type::action);
+  if (r) r->act = act;
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -99,7 +101,7 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
           if (c.kind == core::CallKind::open) {
             mix_bytes(c.export_name.data(), c.export_name.size());
             mix(c.want_description ? 1 : 0);
-            r.text.assign(c.export_name.substr(0, 64));
+            if (r) r->text.assign(c.export_name.substr(0, 64));
           } else if (c.kind == core::CallKind::list_exports) {
             mix(c.exports_max);
           } else if (!core::is_lifecycle(c.kind)) {
@@ -112,12 +114,13 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
         }
       },
       act);
-  if (full_) emit(r);
+  if (full_ && r) emit(*r);
 }
 
 void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const core::ServerAction& act) {
   head(at, conn, kind, Type::server, act.index());
   if (const auto* e = std::get_if<core::server_action::EndConnection>(&act)) mix((e->id << 1) | (e->force ? 1 : 0));
+  if (ring_.empty()) return;
   Rec& r = push(at, conn, kind, Type::server);
   r.srv = act;
   if (full_) emit(r);
@@ -127,6 +130,7 @@ void Trace::record(core::Instant at, std::uint64_t conn, const char* kind, const
   head(at, conn, kind, Type::plugin, 0);
   mix((static_cast<std::uint64_t>(static_cast<std::uint32_t>(ret.err)) << 8) | (ret.disconnect ? 1 : 0) |
       (ret.force ? 2 : 0) | (ret.shutdown ? 4 : 0));
+  if (ring_.empty()) return;
   Rec& r = push(at, conn, kind, Type::plugin);
   r.ret = ret;
   if (full_) emit(r);

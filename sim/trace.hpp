@@ -31,7 +31,8 @@ struct PluginReturn {
 
 class Trace {
  public:
-  explicit Trace(bool full = false, std::FILE* out = stdout);
+  // tail: how many records to keep for print_tail(); 0 keeps none (the hash only).
+  explicit Trace(bool full = false, std::FILE* out = stdout, std::size_t tail = 40);
   void record(core::Instant at, std::uint64_t conn, const char* kind, std::string_view text);
   void record(core::Instant at, std::uint64_t conn, const char* kind, const core::Input& in);
   void record(core::Instant at, std::uint64_t conn, const char* kind, const core::Action& act);
@@ -70,7 +71,7 @@ class Trace {
   std::FILE* out_;
   std::uint64_t hash_ = 0xcbf29ce484222325ull;
   std::uint64_t records_ = 0;
-  std::vector<Rec> ring_;  // the last ring_.size() records, oldest at ring_pos_ once full
+  std::vector<Rec> ring_;  // the last ring_.size() records, oldest at ring_pos_ once full (may be empty)
   std::size_t ring_pos_ = 0;
 };
 

@@ -4,15 +4,6 @@
 
 namespace nbdd::sim::wire {
 
-std::uint16_t load16(const std::byte* p) {
-  return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) | std::to_integer<unsigned>(p[1]));
-}
-std::uint32_t load32(const std::byte* p) {
-  return (static_cast<std::uint32_t>(load16(p)) << 16) | load16(p + 2);
-}
-std::uint64_t load64(const std::byte* p) {
-  return (static_cast<std::uint64_t>(load32(p)) << 32) | load32(p + 4);
-}
 namespace {
 // Big-endian, one resize per field instead of a push_back per byte.
 template <int Bytes>
@@ -72,9 +63,7 @@ std::vector<std::byte> encode_option(std::uint32_t option, std::span<const std::
   return out;
 }
 
-std::vector<std::byte> encode_request(const Request& req, bool extended) {
-  std::vector<std::byte> out;
-  out.reserve((extended ? 32 : 28) + req.payload.size());
+void encode_request_header(std::vector<std::byte>& out, const Request& req, bool extended) {
   put32(out, extended ? ext_request_magic : request_magic);
   put16(out, req.flags);
   put16(out, req.type);
@@ -84,6 +73,12 @@ std::vector<std::byte> encode_request(const Request& req, bool extended) {
     put64(out, req.length);
   else
     put32(out, static_cast<std::uint32_t>(req.length));
+}
+
+std::vector<std::byte> encode_request(const Request& req, bool extended) {
+  std::vector<std::byte> out;
+  out.reserve((extended ? 32 : 28) + req.payload.size());
+  encode_request_header(out, req, extended);
   out.insert(out.end(), req.payload.begin(), req.payload.end());
   return out;
 }
@@ -96,12 +91,24 @@ void ClientStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Eve
     buf_.clear();
     pos_ = 0;
   }
-  buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-  run(out);
+  if (buf_.empty()) {
+    // Nothing buffered: decode straight from the caller's bytes, keep only an unfinished tail.
+    src_ = bytes.data();
+    src_size_ = bytes.size();
+    run(out);
+    buf_.assign(src_ + pos_, src_ + src_size_);
+    pos_ = 0;
+  } else {
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+    use_buffer();
+    run(out);
+  }
+  use_buffer();
 }
 
 void ClientStreamDecoder::enter_transmission(bool extended, std::vector<Event>& out) {
   if (state_ != State::awaiting_outcome) return;
+  use_buffer();
   extended_ = extended;
   state_ = State::request_header;
   run(out);
@@ -109,12 +116,14 @@ void ClientStreamDecoder::enter_transmission(bool extended, std::vector<Event>& 
 
 void ClientStreamDecoder::resume_options(std::vector<Event>& out) {
   if (state_ != State::awaiting_outcome) return;
+  use_buffer();
   state_ = State::option_header;
   run(out);
 }
 
 void ClientStreamDecoder::tls_started(std::size_t early, std::vector<Event>& out) {
   if (state_ != State::awaiting_outcome) return;
+  use_buffer();
   pos_ += std::min(early, buf_.size() - pos_);
   state_ = State::option_header;
   run(out);
@@ -122,8 +131,8 @@ void ClientStreamDecoder::tls_started(std::size_t early, std::vector<Event>& out
 
 void ClientStreamDecoder::run(std::vector<Event>& out) {
   for (;;) {
-    const std::size_t avail = buf_.size() - pos_;
-    const std::byte* p = buf_.data() + pos_;
+    const std::size_t avail = src_size_ - pos_;
+    const std::byte* p = src_ + pos_;
     switch (state_) {
       case State::client_flags:
         if (avail < 4) goto done;
@@ -184,6 +193,7 @@ void ClientStreamDecoder::run(std::vector<Event>& out) {
           state_ = State::ended;
           buf_.clear();
           pos_ = 0;
+          src_size_ = 0;  // nothing after it is kept
           return;
         }
         state_ = State::payload;
@@ -201,9 +211,10 @@ void ClientStreamDecoder::run(std::vector<Event>& out) {
     }
   }
 done:
-  if (pos_ > 4096 && pos_ * 2 > buf_.size()) {
+  if (src_ == buf_.data() && pos_ > 4096 && pos_ * 2 > buf_.size()) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
     pos_ = 0;
+    use_buffer();
   }
 }
 
@@ -229,15 +240,33 @@ void ServerStreamDecoder::request_sent(const Request& req) {
     ++disc_cookies_[req.cookie];
     return;
   }
-  Pending p;
-  p.req.flags = req.flags;  // field by field: a WRITE's payload is not copied
-  p.req.type = req.type;
-  p.req.cookie = req.cookie;
-  p.req.offset = req.offset;
-  p.req.length = req.length;
-  p.done.request = p.req;
+  // A cookie already outstanding (a client bug) is replaced, as before.
+  Pending* p = find(req.cookie);
+  if (!p) {
+    std::size_t i = 0;
+    while (i < slot_.size() && slot_[i].state != SlotState::free) ++i;
+    if (i == slot_.size()) {
+      slot_.emplace_back();
+      pending_.emplace_back();
+    }
+    slot_[i] = Slot{req.cookie, SlotState::outstanding};
+    p = &pending_[i];
+    ++outstanding_;
+  }
+  p->req.flags = req.flags;  // field by field: a WRITE's payload is not copied
+  p->req.type = req.type;
+  p->req.cookie = req.cookie;
+  p->req.offset = req.offset;
+  p->req.length = req.length;
+  p->error = 0;
+  p->chunks = 0;
+  p->any_error = p->none_seen = false;
+  p->content_chunks = p->status_chunks = 0;
   // Nothing is allocated for the READ's data here: runs are stored as the data arrives.
-  outstanding_.insert_or_assign(req.cookie, std::move(p));
+  p->runs.clear();
+  p->bytes.clear();
+  p->covered.clear();
+  p->error_offsets.clear();
 }
 
 bool ServerStreamDecoder::fail(std::vector<Event>& out, std::string why) {
@@ -250,6 +279,9 @@ bool ServerStreamDecoder::fail(std::vector<Event>& out, std::string why) {
 }
 
 void ServerStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Event>& out) {
+  // Replies completed by the previous feed() were read by now: their slots are free again.
+  for (Slot& slot : slot_)
+    if (slot.state == SlotState::done) slot.state = SlotState::free;
   if (state_ == State::broken) return;
   if (pos_ == buf_.size()) {  // everything decoded: start over instead of growing
     buf_.clear();
@@ -258,25 +290,38 @@ void ServerStreamDecoder::feed(std::span<const std::byte> bytes, std::vector<Eve
   const std::size_t skipped = std::min(skip_, bytes.size());
   skip_ -= skipped;
   bytes = bytes.subspan(skipped);
-  buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-  while (step(out)) {
-  }
-  if (pos_ > 4096 && pos_ * 2 > buf_.size()) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+  if (buf_.empty()) {
+    // Nothing buffered: decode straight from the caller's bytes, keep only an unfinished tail.
+    src_ = bytes.data();
+    src_size_ = bytes.size();
+    while (step(out)) {
+    }
+    buf_.assign(src_ + pos_, src_ + src_size_);
     pos_ = 0;
+  } else {
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+    src_ = buf_.data();
+    src_size_ = buf_.size();
+    while (step(out)) {
+    }
+    if (pos_ > 4096 && pos_ * 2 > buf_.size()) {
+      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+      pos_ = 0;
+    }
   }
+  src_ = buf_.data();
+  src_size_ = buf_.size();
 }
 
-std::optional<std::map<std::uint64_t, ServerStreamDecoder::Pending>::iterator> ServerStreamDecoder::find(
-    std::uint64_t cookie) {
-  auto it = outstanding_.find(cookie);
-  if (it == outstanding_.end()) return std::nullopt;
-  return it;
+ServerStreamDecoder::Pending* ServerStreamDecoder::find(std::uint64_t cookie) {
+  for (std::size_t i = 0; i < slot_.size(); ++i)
+    if (slot_[i].cookie == cookie && slot_[i].state == SlotState::outstanding) return &pending_[i];
+  return nullptr;
 }
 
 bool ServerStreamDecoder::step(std::vector<Event>& out) {
-  const std::size_t avail = buf_.size() - pos_;
-  const std::byte* p = buf_.data() + pos_;
+  const std::size_t avail = src_size_ - pos_;
+  const std::byte* p = src_ + pos_;
   switch (state_) {
     case State::broken:
       return false;
@@ -348,23 +393,23 @@ bool ServerStreamDecoder::step(std::vector<Event>& out) {
         if (avail < 16) return false;
         const std::uint32_t error = load32(p + 4);
         const std::uint64_t cookie = load64(p + 8);
-        auto found = find(cookie);
+        Pending* found = find(cookie);
         if (!found) return fail(out, "simple reply for unknown cookie (or a second reply, or DISC)");
-        Pending& pend = (*found)->second;
-        if (pend.done.chunks != 0) return fail(out, "simple reply after structured chunks");
+        Pending& pend = *found;
+        if (pend.chunks != 0) return fail(out, "simple reply after structured chunks");
         const bool is_read = pend.req.type == cmd::read;
         if (is_read && structured_) return fail(out, "simple reply to READ with structured replies negotiated");
         std::size_t need = 16;
         if (is_read && error == 0) need += pend.req.length;
         if (avail < need) return false;
         if (is_read && error == 0 && pend.req.length > 0) {
-          pend.done.runs.push_back(ReplyDone::Run{0, pend.req.length, pend.done.bytes.size(), false});
-          pend.done.bytes.insert(pend.done.bytes.end(), p + 16, p + need);
+          pend.runs.push_back(ReplyDone::Run{0, pend.req.length, pend.bytes.size(), false});
+          if (keep_read_data_) pend.bytes.insert(pend.bytes.end(), p + 16, p + need);
         }
-        pend.done.error = error;
-        pend.done.chunks = 1;
+        pend.error = error;
+        pend.chunks = 1;
         pos_ += need;
-        return complete(out, cookie);
+        return complete(out, pend);
       }
       if (magic == structured_magic || magic == extended_magic) {
         const bool ext = magic == extended_magic;
@@ -466,7 +511,7 @@ bool ServerStreamDecoder::option_reply(std::vector<Event>& out, std::uint32_t op
         structured_ = extended_ = structured_acked_ = false;
         meta_ids_.clear();
         meta_export_.clear();
-        const std::size_t now = std::min(tls_hello_bytes_, buf_.size() - pos_);
+        const std::size_t now = std::min(tls_hello_bytes_, src_size_ - pos_);
         pos_ += now;
         skip_ = tls_hello_bytes_ - now;
       }
@@ -500,15 +545,15 @@ bool ServerStreamDecoder::cover(Pending& pend, std::uint64_t begin, std::uint64_
 
 bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, std::uint16_t flags, std::uint16_t type,
                                 std::uint64_t offset_field, bool ext, std::span<const std::byte> pl) {
-  auto found = find(cookie);
+  Pending* found = find(cookie);
   if (!found) return fail(out, "chunk for unknown cookie (or after DONE, or for DISC)");
-  Pending& pend = (*found)->second;
+  Pending& pend = *found;
   const Request& rq = pend.req;
   if (flags & ~1u) return fail(out, "chunk with unnegotiated reply flag");
   if (ext && offset_field != rq.offset) return fail(out, "extended chunk offset field != request offset");
   if (pend.none_seen) return fail(out, "chunk after NONE");
   const bool done = (flags & 1) != 0;
-  ++pend.done.chunks;
+  ++pend.chunks;
   const std::uint64_t rbeg = rq.offset, rend = rq.offset + rq.length;
   switch (type) {
     case 0:  // NONE
@@ -523,8 +568,8 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       const std::uint64_t n = pl.size() - 8;
       if (off < rbeg || off > rend || n > rend - off) return fail(out, "OFFSET_DATA outside the request");
       if (!cover(pend, off, off + n, out)) return false;
-      pend.done.runs.push_back(ReplyDone::Run{off - rbeg, n, pend.done.bytes.size(), false});
-      pend.done.bytes.insert(pend.done.bytes.end(), pl.begin() + 8, pl.end());
+      pend.runs.push_back(ReplyDone::Run{off - rbeg, n, pend.bytes.size(), false});
+      if (keep_read_data_) pend.bytes.insert(pend.bytes.end(), pl.begin() + 8, pl.end());
       ++pend.content_chunks;
       break;
     }
@@ -536,7 +581,7 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       if (n == 0) return fail(out, "OFFSET_HOLE of size 0");
       if (off < rbeg || off > rend || n > rend - off) return fail(out, "OFFSET_HOLE outside the request");
       if (!cover(pend, off, off + n, out)) return false;
-      pend.done.runs.push_back(ReplyDone::Run{off - rbeg, n, 0, true});
+      pend.runs.push_back(ReplyDone::Run{off - rbeg, n, 0, true});
       ++pend.content_chunks;
       break;
     }
@@ -586,7 +631,7 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
       } else if (pl.size() < 6u + mlen) {
         return fail(out, "unknown error chunk: message runs past the payload");
       }
-      if (!pend.any_error) pend.done.error = error;
+      if (!pend.any_error) pend.error = error;
       pend.any_error = true;
       break;
     }
@@ -603,20 +648,26 @@ bool ServerStreamDecoder::chunk(std::vector<Event>& out, std::uint64_t cookie, s
     if (rq.type == cmd::block_status && pend.status_chunks != meta_ids_.size())
       return fail(out, "successful BLOCK_STATUS without one chunk per context");
   }
-  return complete(out, cookie);
+  return complete(out, pend);
 }
 
-bool ServerStreamDecoder::complete(std::vector<Event>& out, std::uint64_t cookie) {
-  auto it = outstanding_.find(cookie);
-  Event ev{};
+bool ServerStreamDecoder::complete(std::vector<Event>& out, Pending& pend) {
+  Event& ev = out.emplace_back();
   ev.kind = Event::Kind::reply_done;
-  ev.reply = std::move(it->second.done);
-  if (ev.reply.error != 0) {
-    ev.reply.runs.clear();
-    ev.reply.bytes.clear();
+  ev.reply.request.flags = pend.req.flags;
+  ev.reply.request.type = pend.req.type;
+  ev.reply.request.cookie = pend.req.cookie;
+  ev.reply.request.offset = pend.req.offset;
+  ev.reply.request.length = pend.req.length;
+  ev.reply.error = pend.error;
+  ev.reply.chunks = pend.chunks;
+  if (pend.error == 0) {
+    ev.reply.runs = pend.runs;
+    ev.reply.bytes = pend.bytes;
   }
-  outstanding_.erase(it);
-  out.push_back(std::move(ev));
+  // Free at the next feed(): the spans stay valid until then.
+  slot_[static_cast<std::size_t>(&pend - pending_.data())].state = SlotState::done;
+  --outstanding_;
   return true;
 }
 

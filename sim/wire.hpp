@@ -61,9 +61,16 @@ inline constexpr std::uint32_t eperm = 1, eio = 5, enomem = 12, einval = 22, eno
 inline constexpr std::uint32_t state_hole = 1, state_zero = 2;
 
 // ---- big-endian helpers -----------------------------------------------------------------
-std::uint16_t load16(const std::byte* p);
-std::uint32_t load32(const std::byte* p);
-std::uint64_t load64(const std::byte* p);
+// Inline: the decoders call them for every field of every message.
+inline std::uint16_t load16(const std::byte* p) {
+  return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) | std::to_integer<unsigned>(p[1]));
+}
+inline std::uint32_t load32(const std::byte* p) {
+  return (static_cast<std::uint32_t>(load16(p)) << 16) | load16(p + 2);
+}
+inline std::uint64_t load64(const std::byte* p) {
+  return (static_cast<std::uint64_t>(load32(p)) << 32) | load32(p + 4);
+}
 void put16(std::vector<std::byte>& out, std::uint16_t v);
 void put32(std::vector<std::byte>& out, std::uint32_t v);
 void put64(std::vector<std::byte>& out, std::uint64_t v);
@@ -84,6 +91,8 @@ struct Request {
 // Encoders used by the simulated clients.
 std::vector<std::byte> encode_option(std::uint32_t option, std::span<const std::byte> data);
 std::vector<std::byte> encode_request(const Request& req, bool extended);
+// Appends the request's header only (the payload is the caller's to append).
+void encode_request_header(std::vector<std::byte>& out, const Request& req, bool extended);
 
 // ---- client -> server ---------------------------------------------------------------------
 class ClientStreamDecoder {
@@ -111,7 +120,15 @@ class ClientStreamDecoder {
  private:
   enum class State : std::uint8_t { client_flags, option_header, option_data, awaiting_outcome, request_header, payload, ended, broken };
   void run(std::vector<Event>& out);
+  void use_buffer() {
+    src_ = buf_.data();
+    src_size_ = buf_.size();
+  }
+  // Undecoded bytes: run() decodes src_[pos_..src_size_), which is buf_ or, during a feed()
+  // with nothing buffered, the caller's bytes (one copy fewer; only a tail is kept in buf_).
   std::vector<std::byte> buf_;
+  const std::byte* src_ = nullptr;
+  std::size_t src_size_ = 0;
   std::size_t pos_ = 0;
   State state_ = State::client_flags;
   bool extended_ = false;
@@ -126,6 +143,8 @@ class ClientStreamDecoder {
 // chunks, or the one simple reply), not as a buffer of the requested length: nothing is
 // allocated for a READ before its data arrives (a wire length field alone never sizes an
 // allocation), and the read oracle compares whole runs.
+// `runs` and `bytes` view the decoder's storage for this request: valid until the decoder's
+// next feed() (the storage is reused by a later request, so a reply costs no allocation).
 struct ReplyDone {
   struct Run {
     std::uint64_t offset = 0;      // relative to the request's offset
@@ -135,8 +154,8 @@ struct ReplyDone {
   };
   Request request;                 // as sent (payload dropped)
   std::uint32_t error = 0;         // 0, or the first error seen
-  std::vector<Run> runs;           // READ success: disjoint, covering the request, in arrival order
-  std::vector<std::byte> bytes;    // the data runs' bytes, concatenated
+  std::span<const Run> runs;       // READ success: disjoint, covering the request, in arrival order
+  std::span<const std::byte> bytes;  // the data runs' bytes, concatenated
   std::uint32_t chunks = 0;
 };
 
@@ -159,6 +178,9 @@ class ServerStreamDecoder {
   // STARTTLS ACK: they are dropped, not decoded. The checker (which sees only core's Sends)
   // leaves it 0.
   void set_tls_hello_bytes(std::size_t bytes) { tls_hello_bytes_ = bytes; }
+  // A reader that only needs each reply's outcome (a simulated client): READ data is checked
+  // for framing and coverage as always but not kept (ReplyDone::bytes stays empty).
+  void keep_read_data(bool keep) { keep_read_data_ = keep; }
   void option_sent(std::uint32_t option, std::span<const std::byte> data);
   void request_sent(const Request& req);  // DISC too (so a reply to it is caught)
   void feed(std::span<const std::byte> bytes, std::vector<Event>& out);
@@ -169,23 +191,33 @@ class ServerStreamDecoder {
   std::uint16_t eflags() const { return eflags_; }
   std::uint64_t export_size() const { return export_size_; }
   bool broken() const { return state_ == State::broken; }
-  std::size_t outstanding() const { return outstanding_.size(); }
+  std::size_t outstanding() const { return outstanding_; }
   bool mid_frame() const { return pos_ < buf_.size(); }
   bool meta_selected() const { return !meta_ids_.empty(); }
   // Largest BLOCK_STATUS chunk payload seen so far (bytes a server had to buffer for it).
   std::uint64_t status_payload_max() const { return status_payload_max_; }
   // Requests sent and not yet completely answered (DISC excluded).
-  bool has_outstanding(std::uint64_t cookie) const { return outstanding_.count(cookie) != 0; }
+  bool has_outstanding(std::uint64_t cookie) const {
+    for (const Slot& s : slot_)
+      if (s.state == SlotState::outstanding && s.cookie == cookie) return true;
+    return false;
+  }
 
  private:
   enum class State : std::uint8_t { greeting, options, export_block, transmission, broken };
+  // One request sent and not yet completely answered. The slots are reused (their vectors
+  // keep their capacity): a slot completed during a feed() is free again at the next one, so
+  // the spans of its ReplyDone stay valid meanwhile.
   struct Pending {
-    Request req;
-    ReplyDone done;
+    Request req;                   // payload never stored
+    std::uint32_t error = 0;
+    std::uint32_t chunks = 0;
     bool any_error = false;
     bool none_seen = false;
     std::uint32_t content_chunks = 0;
     std::uint32_t status_chunks = 0;
+    std::vector<ReplyDone::Run> runs;
+    std::vector<std::byte> bytes;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> covered;  // [begin, end) relative
     std::vector<std::uint64_t> error_offsets;
   };
@@ -201,12 +233,16 @@ class ServerStreamDecoder {
   bool option_reply(std::vector<Event>& out, std::uint32_t option, std::uint32_t type, std::span<const std::byte> data);
   bool chunk(std::vector<Event>& out, std::uint64_t cookie, std::uint16_t flags, std::uint16_t type,
              std::uint64_t offset_field, bool has_offset_field, std::span<const std::byte> payload);
-  bool complete(std::vector<Event>& out, std::uint64_t cookie);
+  bool complete(std::vector<Event>& out, Pending& pend);
   bool cover(Pending& p, std::uint64_t begin, std::uint64_t end, std::vector<Event>& out);
-  std::optional<std::map<std::uint64_t, Pending>::iterator> find(std::uint64_t cookie);
+  Pending* find(std::uint64_t cookie);  // the outstanding request with this cookie
 
   State state_ = State::greeting;
+  // Undecoded bytes: step() decodes src_[pos_..src_size_), which is buf_ or, during a feed()
+  // with nothing buffered, the caller's bytes (one copy fewer; only a tail is kept in buf_).
   std::vector<std::byte> buf_;
+  const std::byte* src_ = nullptr;
+  std::size_t src_size_ = 0;
   std::size_t pos_ = 0;
   std::uint16_t handshake_flags_ = 0;
   std::uint32_t client_flags_ = 0;
@@ -220,10 +256,20 @@ class ServerStreamDecoder {
   std::vector<std::uint32_t> meta_ids_;       // selected by the last SET_META_CONTEXT
   std::string meta_export_;                   // ...for this export name (GO keeps it only for the same name)
   std::vector<std::uint32_t> pending_meta_;   // replies of the SET in progress
-  std::map<std::uint64_t, Pending> outstanding_;
+  // Slots, searched linearly (a client pipelines a few dozen requests at most) through the
+  // compact slot_ index: slot_[i] is pending_[i]'s cookie and state.
+  enum class SlotState : std::uint8_t { free, outstanding, done };
+  struct Slot {
+    std::uint64_t cookie = 0;
+    SlotState state = SlotState::free;
+  };
+  std::vector<Slot> slot_;
+  std::vector<Pending> pending_;
+  std::size_t outstanding_ = 0;
   std::map<std::uint64_t, std::uint32_t> disc_cookies_;
   std::uint64_t status_payload_max_ = 0;
   std::size_t tls_hello_bytes_ = 0;
+  bool keep_read_data_ = true;
   std::size_t skip_ = 0;  // bytes of the TLS handshake still to drop
 };
 

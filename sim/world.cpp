@@ -35,14 +35,15 @@ struct World::ServerConn {
   std::unique_ptr<core::Connection> conn;
   SimClient* client = nullptr;
   Pipe* to_client = nullptr;
-  std::vector<std::byte> rx;      // received, not yet read: rx[rx_head..]
-  std::size_t rx_head = 0;
-  std::size_t rx_size() const { return rx.size() - rx_head; }
-  void rx_clear() {
-    rx.clear();
-    rx_head = 0;
-  }
+  // Received, not yet read: the bytes the client's pipe delivered and core has not read.
+  // They stay in the pipe's buffer (Pipe::unread), so each byte is copied once fewer.
+  Pipe* from_client = nullptr;
+  std::size_t rx_size() const { return from_client->unread().size(); }
+  const std::byte* rx_data() const { return from_client->unread().data(); }
+  void rx_consume(std::size_t n) { from_client->consume(n); }
+  void rx_clear() { from_client->consume_all(); }
   bool rx_fin = false, rx_reset = false, eof_fed = false, read_scheduled = false;
+  bool last_read_partial = false;  // do_read: the last read took a random part of what was there
   std::uint64_t deadline_gen = 0;
   std::optional<core::Instant> armed;
   core::Instant last_send_done{};
@@ -89,7 +90,7 @@ World::World(const FaultProfile& profile, WorldOptions options)
       prng_(!options.tape                 ? Prng(profile.seed)
             : options.tape->recording() ? Prng(profile.seed, options.tape)
                                         : Prng(*options.tape)),
-      trace_(options.full_trace),
+      trace_(options.full_trace, stdout, options.replay_only ? 0 : 40),
       net_prng_(prng_.fork()),
       client_prng_(prng_.fork()),
       plugin_prng_(prng_.fork()) {
@@ -120,6 +121,7 @@ void World::setup() {
   cc.tls = profile_.tls;
   // The memory plugin serves every name from one array; the sim plugin has a disk per name.
   cc.one_disk_for_all_names = memory_ != nullptr;
+  cc.enabled = !options_.replay_only;
   checker_ = std::make_unique<InvariantChecker>(cc);
 }
 
@@ -152,17 +154,14 @@ void World::connect(SimClient& client) {
   Pipe::Shape shape{profile_.net_delay_min_ns, profile_.net_delay_max_ns, profile_.segment_bytes_max};
   auto c2s = std::make_unique<Pipe>(
       queue_, clock_, net_prng_.fork(), shape,
-      [this, id](std::span<const std::byte> bytes) {
+      [this, id](std::span<const std::byte>) {  // the bytes stay in the pipe until read
         ServerConn* s = find(id);
-        if (!s || s->closed || s->rx_reset) return;
-        if (s->rx_head == s->rx.size()) {
-          s->rx_clear();
-        } else if (s->rx_head > 65536 && s->rx_head * 2 > s->rx.size()) {
-          s->rx.erase(s->rx.begin(), s->rx.begin() + static_cast<std::ptrdiff_t>(s->rx_head));
-          s->rx_head = 0;
+        if (!s) return;
+        if (s->closed || s->rx_reset) {
+          s->rx_clear();  // nobody reads them any more
+          return;
         }
-        s->rx.insert(s->rx.end(), bytes.begin(), bytes.end());
-        after_step(*s);
+        after_delivery(*s);
       },
       [this, id](bool reset) {
         ServerConn* s = find(id);
@@ -173,12 +172,14 @@ void World::connect(SimClient& client) {
         } else {
           s->rx_fin = true;
         }
-        after_step(*s);
+        after_delivery(*s);
       });
   auto s2c = std::make_unique<Pipe>(
       queue_, clock_, net_prng_.fork(), shape, [&client](std::span<const std::byte> bytes) { client.on_bytes(bytes); },
       [&client](bool reset) { client.on_end(reset); });
+  c2s->set_receiver_consumes(true);
   client.attach(c2s.get());
+  sc->from_client = c2s.get();
   sc->to_client = s2c.get();
   pipes_.push_back(std::move(c2s));
   pipes_.push_back(std::move(s2c));
@@ -247,8 +248,7 @@ void World::execute(ServerConn& sc, core::Action& act) {
             }
             return;
           }
-          sc.to_client->write(a.header);
-          sc.to_client->write(a.payload);
+          sc.to_client->write(a.header, a.payload);
           const std::uint64_t bytes = a.header.size() + a.payload.size();
           core::Instant done = now() + core::Duration{net_prng_.range_inclusive(0, 1000 + bytes / 8)};
           if (done < sc.last_send_done) done = sc.last_send_done;
@@ -304,8 +304,8 @@ void World::tls_step(ServerConn& sc) {
   if (!sc.tls_handshaking || sc.tls_decided || sc.closed) return;
   if (sc.tls_hello_got < sim_tls_hello_bytes && sc.rx_size() != 0) {
     const std::size_t n = std::min(sc.rx_size(), sim_tls_hello_bytes - sc.tls_hello_got);
-    tls_take_hello(sc, std::span<const std::byte>(sc.rx.data() + sc.rx_head, n));
-    sc.rx_head += n;
+    tls_take_hello(sc, std::span<const std::byte>(sc.rx_data(), n));
+    sc.rx_consume(n);
   }
   const core::ConnectionId id = sc.id;
   const core::Instant at = now() + core::Duration{net_prng_.range_inclusive(1'000, 3'000'000)};
@@ -337,7 +337,18 @@ void World::tls_step(ServerConn& sc) {
 void World::after_step(ServerConn& sc) {
   if (sc.finished) return;
   tls_step(sc);
-  // timer
+  arm_deadline(sc);
+  schedule_read(sc);
+}
+
+// Bytes (or FIN/RST) arrived and core did not run: its deadline cannot have moved.
+void World::after_delivery(ServerConn& sc) {
+  if (sc.finished) return;
+  tls_step(sc);
+  schedule_read(sc);
+}
+
+void World::arm_deadline(ServerConn& sc) {
   const auto d = sc.conn->deadline();
   if (d != sc.armed) {
     sc.armed = d;
@@ -355,7 +366,9 @@ void World::after_step(ServerConn& sc) {
       });
     }
   }
-  // reading
+}
+
+void World::schedule_read(ServerConn& sc) {
   if (!sc.read_scheduled && !sc.closed && sc.conn->wants_read() &&
       (sc.rx_size() != 0 || ((sc.rx_fin || sc.rx_reset) && !sc.eof_fed))) {
     sc.read_scheduled = true;
@@ -379,21 +392,30 @@ void World::do_read(core::ConnectionId id) {
   std::size_t cap = profile_.read_bytes_max;
   if (cap < 512 && net_prng_.below(4) != 0) cap = 4096;  // tiny reads one time in four
   std::size_t n = std::min<std::size_t>(sc->rx_size(), cap);
-  // Half the reads take what is there (up to the cap), half a random part of it.
-  if (net_prng_.coin()) n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
+  // Half the reads take what is there (up to the cap), half a random part of it; the read
+  // after a partial one takes what is there, so a message costs a read or two, not one per
+  // random cut of what is left.
+  if (sc->last_read_partial) {
+    sc->last_read_partial = false;
+  } else if (net_prng_.coin()) {
+    const std::size_t all = n;
+    n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
+    sc->last_read_partial = n < all;
+  }
   auto window = sc->conn->read_window();
-  const std::byte* from = sc->rx.data() + sc->rx_head;
+  const std::byte* from = sc->rx_data();
   if (!window.empty() && net_prng_.coin()) {
     n = std::min(n, window.size());
     std::copy_n(from, n, window.begin());
-    sc->rx_head += n;
+    sc->rx_consume(n);
     marks_.hit("read_into_window");
     feed(id, core::input::BytesReceived{std::span<const std::byte>(window.data(), n)});
   } else {
-    // A foreign buffer: core reads it during handle() and keeps nothing. rx is not
-    // reallocated before then (deliveries are queued events; Close only clears it).
+    // A foreign buffer: core reads it during handle() and keeps nothing. The pipe's buffer
+    // is not reallocated before then: only the client writes into it, in events of its own
+    // (consuming moves an offset; Close and RST only consume).
     n = std::min<std::size_t>(n, limits_.staged_bytes_max);
-    sc->rx_head += n;
+    sc->rx_consume(n);
     feed(id, core::input::BytesReceived{std::span<const std::byte>(from, n)});
   }
 }

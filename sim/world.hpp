@@ -66,6 +66,10 @@ struct WorldOptions {
   bool scripted = false;         // scenario mode: clients and plugin wait for Steps
   bool hold_lifecycle = false;   // scenario mode: lifecycle calls wait for a Step too
   std::uint64_t max_events = 20'000'000;
+  // The determinism replay (--check-determinism): the same world again for its trace hash
+  // only — the invariant checker observes nothing and no trace tail is kept (the first run
+  // checked the invariants; a replay that differs is reported by its hash).
+  bool replay_only = false;
 };
 
 class World {
@@ -106,7 +110,10 @@ class World {
   void feed_later(core::ConnectionId id, core::Input in);
   void drain(ServerConn& sc);
   void execute(ServerConn& sc, core::Action& act);
-  void after_step(ServerConn& sc);
+  void after_step(ServerConn& sc);      // after core ran: TLS layer, deadline, reading
+  void after_delivery(ServerConn& sc);  // after bytes arrived: TLS layer, reading
+  void arm_deadline(ServerConn& sc);
+  void schedule_read(ServerConn& sc);
   void tls_step(ServerConn& sc);
   void tls_take_hello(ServerConn& sc, std::span<const std::byte> bytes);
   void do_read(core::ConnectionId id);
@@ -165,6 +172,9 @@ struct Scenario;
 // Run one seed (optionally over the memory plugin). With `report`, prints the seed line and
 // the profile first, and on failure the violation, the trace tail and the replay command.
 Outcome run_seed(std::uint64_t seed, bool memory_plugin, bool full_trace, std::FILE* report);
+// The seed's world again for the determinism check (WorldOptions::replay_only): compare its
+// trace_hash with the first run's.
+Outcome replay_seed(std::uint64_t seed, bool memory_plugin);
 // Run a world whose every draw — FaultProfile knobs, clients, network, plugin — comes from
 // `tape` (rewound first); same reporting, the reproduce line is `nbdd-sim --tape=HEX`.
 Outcome run_tape(ChoiceTape& tape, bool memory_plugin, bool full_trace, std::FILE* report);

@@ -56,6 +56,7 @@ void InvariantChecker::check_owed_end(core::Instant now) {
 }
 
 void InvariantChecker::on_connection(core::ConnectionId id, core::Instant now) {
+  if (!config_.enabled) return;
   ++tick_;
   check_owed_end(now);
   if (conns_.count(id)) fail("INV-CONN-ID-UNIQUE", id, now, "connection id reused");
@@ -63,6 +64,7 @@ void InvariantChecker::on_connection(core::ConnectionId id, core::Instant now) {
 }
 
 void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const core::Input& in) {
+  if (!config_.enabled) return;
   Conn& c = observe(id, now, "input", in);
   c.ignored_disconnect_step = false;
   check_pending_force(c, now);
@@ -97,6 +99,7 @@ void InvariantChecker::on_input(core::ConnectionId id, core::Instant now, const 
 }
 
 void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const core::Action& act) {
+  if (!config_.enabled) return;
   Conn& c = observe(id, now, "action", act);
   tls_action(c, now, act);  // first: it judges a Close before shutdown_action records it
   shutdown_action(c, now, act);
@@ -112,6 +115,7 @@ void InvariantChecker::on_action(core::ConnectionId id, core::Instant now, const
 }
 
 void InvariantChecker::on_status(core::ConnectionId id, core::Instant now, core::Status status) {
+  if (!config_.enabled) return;
   Conn& c = conn(id);
   if (c.ignored_disconnect_step && c.status_before_ignored && *c.status_before_ignored != status)
     fail("INV-DISCONNECT-ONLY-CONNECTED", id, now,
@@ -128,6 +132,7 @@ void InvariantChecker::on_status(core::ConnectionId id, core::Instant now, core:
 }
 
 void InvariantChecker::on_shutdown_requested(core::Instant now) {
+  if (!config_.enabled) return;
   ++tick_;
   if (exit_emitted_) fail("INV-NOTHING-AFTER-EXIT", 0, now, "shutdown requested after Exit");
   check_owed_end(now);
@@ -142,6 +147,7 @@ void InvariantChecker::on_shutdown_requested(core::Instant now) {
 }
 
 void InvariantChecker::on_admit(core::Instant now, bool admitted) {
+  if (!config_.enabled) return;
   ++tick_;
   check_owed_end(now);
   if (admitted && shutdown_requested_)
@@ -150,6 +156,7 @@ void InvariantChecker::on_admit(core::Instant now, bool admitted) {
 }
 
 void InvariantChecker::on_server_action(core::Instant now, const core::ServerAction& act) {
+  if (!config_.enabled) return;
   ++tick_;
   if (exit_emitted_) fail("INV-NOTHING-AFTER-EXIT", 0, now, "server action after Exit: " + core::describe(act));
   std::visit(

@@ -11,6 +11,46 @@
 
 namespace nbdd::sim {
 
+// A small map kept as a vector in insertion order: the checker's per-connection tables hold
+// a few dozen entries at most (requests in flight, calls running), so a linear search beats
+// a tree node allocated per request. Iteration is in insertion order; erase keeps it.
+template <typename K, typename V>
+class FlatMap {
+ public:
+  using value_type = std::pair<K, V>;
+  using iterator = typename std::vector<value_type>::iterator;
+  using const_iterator = typename std::vector<value_type>::const_iterator;
+  iterator begin() { return items_.begin(); }
+  iterator end() { return items_.end(); }
+  const_iterator begin() const { return items_.begin(); }
+  const_iterator end() const { return items_.end(); }
+  bool empty() const { return items_.empty(); }
+  std::size_t size() const { return items_.size(); }
+  iterator find(const K& key) {
+    for (auto it = items_.begin(); it != items_.end(); ++it)
+      if (it->first == key) return it;
+    return items_.end();
+  }
+  const_iterator find(const K& key) const {
+    for (auto it = items_.begin(); it != items_.end(); ++it)
+      if (it->first == key) return it;
+    return items_.end();
+  }
+  std::size_t count(const K& key) const { return find(key) == end() ? 0 : 1; }
+  // Like std::map::emplace: an existing key keeps its value.
+  std::pair<iterator, bool> emplace(const K& key, V value) {
+    if (auto it = find(key); it != end()) return {it, false};
+    items_.emplace_back(key, std::move(value));
+    return {items_.end() - 1, true};
+  }
+  V& operator[](const K& key) { return emplace(key, V{}).first->second; }
+  iterator erase(iterator it) { return items_.erase(it); }
+  void clear() { items_.clear(); }
+
+ private:
+  std::vector<value_type> items_;
+};
+
 struct InvariantChecker::Conn {
   struct Req {
     wire::Request req;            // payload dropped
@@ -107,15 +147,14 @@ struct InvariantChecker::Conn {
   std::uint32_t block_max = 0;
   bool sends_emitted = false;                   // any Send (the greeting first)
   bool info_answered = false;                   // an INFO was answered with its export
-  std::map<std::uint32_t, Call> running;  // slot -> call
+  FlatMap<std::uint32_t, Call> running;  // slot -> call
   // the thread-model gate: queued for it (try_acquire false, no GateOpened yet), and
   // handovers that raced with a cancel (their GateOpened is stale)
   bool gate_waiting = false;
   std::uint32_t gate_stale = 0;
 
-  // requests parsed and not yet answered (DISC excluded), in parse order
-  std::map<std::uint64_t, Req> requests;
-  std::deque<std::uint64_t> order;
+  // requests parsed and not yet answered (DISC excluded), by key, in parse order
+  FlatMap<std::uint64_t, Req> requests;
   std::uint64_t unacked_sends = 0;
 
   // grace: when this connection last became idle while ending
@@ -135,8 +174,10 @@ struct InvariantChecker::Disk {
     bool ok = false;               // replied with success: certainly applied
   };
   std::vector<Write> writes;
-  std::map<std::pair<core::ConnectionId, std::uint64_t>, std::size_t> by_cookie;
-  std::map<std::pair<core::ConnectionId, std::uint64_t>, std::uint64_t> read_start;
+  // (connection, cookie) -> index in `writes` of a write not yet answered, and -> the tick a
+  // READ in flight was parsed at
+  FlatMap<std::pair<core::ConnectionId, std::uint64_t>, std::size_t> by_cookie;
+  FlatMap<std::pair<core::ConnectionId, std::uint64_t>, std::uint64_t> read_start;
   // scratch space of disk_read_done, reused (no allocation per READ once grown)
   std::vector<const Write*> scratch_near, scratch_cands;
   std::vector<std::uint64_t> scratch_cuts;

@@ -128,7 +128,7 @@ void InvariantChecker::disk_read_done(Conn& c, core::Instant now, const wire::Re
       if (w->data.empty()) {
         if (got_zero) return true;
       } else if (got != nullptr) {
-        if (std::equal(got, got + n, w->data.data() + (x - w->offset))) return true;
+        if (std::memcmp(got, w->data.data() + (x - w->offset), n) == 0) return true;
       } else if (all_zero(w->data.data() + (x - w->offset), n)) {
         return true;
       }

@@ -10,6 +10,7 @@
 namespace nbdd::sim {
 
 void InvariantChecker::on_gate(core::ConnectionId id, core::Instant now, GateCall call, bool result) {
+  if (!config_.enabled) return;
   ++tick_;
   gate_observed_ = true;
   Conn& c = conn(id);

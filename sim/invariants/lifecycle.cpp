@@ -39,8 +39,7 @@ bool compatible(core::CallKind kind, const wire::Request& rq, const core::Plugin
 bool InvariantChecker::match_call(Conn& c, core::Instant now, const core::PluginCall& call, bool& after_graceful,
                                   std::uint64_t& key) {
   (void)now;
-  for (std::uint64_t k : c.order) {
-    Conn::Req& r = c.requests.at(k);
+  for (auto& [k, r] : c.requests) {
     if (r.called || !r.payload_done) continue;
     if (!compatible(call.kind, r.req, call)) continue;
     r.called = true;

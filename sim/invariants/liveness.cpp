@@ -39,6 +39,7 @@ void InvariantChecker::check_shutdown_bounded(core::Instant now) {
 }
 
 void InvariantChecker::on_time(core::Instant now) {
+  if (!config_.enabled) return;
   check_shutdown_bounded(now);
   if (idle_conns_ == 0) return;  // the common case: no connection waits for its grace deadline
   for (auto& [id, cp] : conns_) {
@@ -58,6 +59,7 @@ void InvariantChecker::on_time(core::Instant now) {
 }
 
 void InvariantChecker::at_end(core::Instant now, bool quiescent) {
+  if (!config_.enabled) return;
   on_time(now);
   check_owed_end(now);
   for (auto& [id, cp] : conns_) {

@@ -113,7 +113,6 @@ void InvariantChecker::process_client_events(Conn& c, core::Instant now,
         r.payload_done = !has_payload;
         c.payload_key = key;
         c.requests.emplace(key, std::move(r));
-        c.order.push_back(key);
         break;
       }
       case K::request_complete: {
@@ -236,11 +235,6 @@ void InvariantChecker::on_reply(Conn& c, core::Instant now, const wire::ReplyDon
   if (done.error != 0 && !eshutdown) marks_.hit("error_reply");
   if (r.req.type == wire::cmd::read && done.error == 0) disk_read_done(c, now, done);
   if (write_like(r.req.type)) disk_write_done(c, r.req, done.error == 0);
-  for (auto o = c.order.begin(); o != c.order.end(); ++o)
-    if (*o == done.request.cookie) {
-      c.order.erase(o);
-      break;
-    }
   c.requests.erase(it);
 }
 
