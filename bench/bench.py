@@ -14,6 +14,7 @@ across the fio run, per GiB moved and per completed I/O. It prints the machine (
 kernel, nproc, load average at start and end) and medians per (workload, transport, server)
 with nbdd's ratio to each peer, then checks the targets of issues 8 and 26.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -235,6 +236,38 @@ def stop_process(proc, sig, timeout):
             proc.wait()
 
 
+@contextlib.contextmanager
+def serving(servers, transports, cfg, workdir):
+    """Yields an iterator of (transport, {name: Server}): per transport every server started
+    and prefilled, and stopped once the caller moves on. On the way out, however it is left,
+    every server still running is stopped and workdir removed."""
+    started = []
+
+    def per_transport():
+        for transport in transports:
+            live = {}
+            for name in servers:
+                srv = Server(name, transport, workdir, cfg)
+                started.append(srv)
+                srv.start()
+                live[name] = srv
+            for srv in live.values():
+                prefill(srv)
+            yield transport, live
+            for srv in live.values():
+                srv.stop()
+
+    try:
+        yield per_transport()
+    finally:
+        for srv in started:
+            try:
+                srv.stop()
+            except Exception as e:  # keep cleaning up the others
+                log(f"bench: stopping {srv.name}: {e}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def fio_args(uri, opts, seconds, ramp):
     args = ["fio", "--name=bench", "--ioengine=nbd", f"--uri={uri}", "--output-format=json+",
             "--group_reporting=1", "--norandommap=1", "--randrepeat=0", "--thread=1"]
@@ -451,17 +484,8 @@ def main():
 
     results = {}  # (workload, transport, server) -> [summary per run]
     workdir = tempfile.mkdtemp(prefix="nbdd-bench-")
-    started = []
-    try:
-        for transport in transports:
-            live = {}
-            for name in servers:
-                srv = Server(name, transport, workdir, cfg)
-                started.append(srv)
-                srv.start()
-                live[name] = srv
-            for srv in live.values():
-                prefill(srv)
+    with serving(servers, transports, cfg, workdir) as per_transport:
+        for transport, live in per_transport:
             for r in range(runs):
                 for wi, w in enumerate(workloads):
                     k = (r + wi) % len(servers)
@@ -474,15 +498,6 @@ def main():
                             f"mean {s['lat_mean_us']:8.1f} us p99 {s['lat_p99_us']:8.1f} us "
                             f"cpu {s['cpu_per_gib']:.3f} s/GiB {s['cpu_us_per_io']:.2f} us/io "
                             f"ctx/io {s['ctx_per_io']:.2f}")
-            for srv in live.values():
-                srv.stop()
-    finally:
-        for srv in started:
-            try:
-                srv.stop()
-            except Exception as e:  # keep cleaning up the others
-                log(f"bench: stopping {srv.name}: {e}")
-        shutil.rmtree(workdir, ignore_errors=True)
 
     load_end = load_average()
     med = {}

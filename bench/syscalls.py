@@ -252,17 +252,8 @@ def main():
 
     results = {}  # (workload, transport, server) -> [measurement per run]
     workdir = tempfile.mkdtemp(prefix="nbdd-bench-sys-")
-    started = []
-    try:
-        for transport in transports:
-            live = {}
-            for name in servers:
-                srv = bench.Server(name, transport, workdir, cfg)
-                started.append(srv)
-                srv.start()
-                live[name] = srv
-            for srv in live.values():
-                bench.prefill(srv)
+    with bench.serving(servers, transports, cfg, workdir) as per_transport:
+        for transport, live in per_transport:
             for r in range(runs):
                 for w in workloads:
                     for name in servers:
@@ -271,15 +262,6 @@ def main():
                         results.setdefault((w, transport, name), []).append(m)
                         bench.log(f"bench: {w:22s} {transport:4s} {name:8s} {m['ios']:8d} I/Os "
                                   f"{m['per']['total']:.2f} syscalls/IO {m['cpu_us_per_io']:.2f} us CPU/IO")
-            for srv in live.values():
-                srv.stop()
-    finally:
-        for srv in started:
-            try:
-                srv.stop()
-            except Exception as e:  # keep cleaning up the others
-                bench.log(f"bench: stopping {srv.name}: {e}")
-        shutil.rmtree(workdir, ignore_errors=True)
     load_end = bench.load_average()
 
     def med(lst, f):

@@ -305,12 +305,14 @@ bool Connection::Impl::wants_read() const {
 std::span<std::byte> Connection::Impl::read_window() {
   window_ = {};
   if (!wants_read()) return {};
-  if (reader_ == Reader::write_payload && staged() == 0 &&
-      slots_[receiving_slot_].req.length - slots_[receiving_slot_].payload_filled >= direct_payload_bytes_min) {
+  if (reader_ == Reader::write_payload && staged() == 0) {
     Slot& s = slots_[receiving_slot_];
-    window_is_slot_ = true;
-    window_ = {s.buffer.get() + s.payload_filled, static_cast<std::size_t>(s.req.length - s.payload_filled)};
-    return window_;
+    const std::uint64_t left = s.req.length - s.payload_filled;
+    if (left >= direct_payload_bytes_min) {
+      window_is_slot_ = true;
+      window_ = {s.buffer.get() + s.payload_filled, static_cast<std::size_t>(left)};
+      return window_;
+    }
   }
   const std::size_t chunk = phase_ == Phase::transmission ? transmission_read_bytes : handshake_read_bytes;
   const std::size_t needed = contiguous_bytes_needed();

@@ -85,19 +85,17 @@ ConnectionSession::~ConnectionSession() {
 }
 
 void ConnectionSession::start() {
-  asio::post(strand_, [self = shared_from_this()] {
+  post_and_wake(strand_, loop_, [self = shared_from_this()] {
     // The core's constructor queued the plugin's preconnect (a CallPlugin on the lifecycle
     // slot, so on a worker); the greeting follows its PluginDone. Nothing is read before.
     self->drain_actions();
     self->kick();
   });
-  if (loop_) loop_->wake();
 }
 
 void ConnectionSession::post_input(const core::Input& input) {
   NBDD_ASSERT(!std::holds_alternative<core::input::BytesReceived>(input));
-  asio::post(strand_, [self = shared_from_this(), input] { self->feed(input); });
-  if (loop_) loop_->wake();
+  post_and_wake(strand_, loop_, [self = shared_from_this(), input] { self->feed(input); });
 }
 
 void ConnectionSession::log(const char* direction, const std::string& text) const {
@@ -365,9 +363,7 @@ void ConnectionSession::on_worker_done(const Completion& c) {
     first = worker_done_.empty();
     worker_done_.push_back(c);
   }
-  if (!first) return;
-  asio::post(strand_, [self = shared_from_this()] { self->feed_worker_done(); });
-  if (loop_) loop_->wake();
+  if (first) post_and_wake(strand_, loop_, [self = shared_from_this()] { self->feed_worker_done(); });
 }
 
 void ConnectionSession::feed_worker_done() {

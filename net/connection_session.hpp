@@ -122,7 +122,7 @@ class ConnectionSession : public std::enable_shared_from_this<ConnectionSession>
   plugin::ConnectionPluginState plugin_state_;
   SessionContext& context_;
   SessionTap* tap_;  // nbdd-checked's checker (net/session_tap.hpp); null in nbdd
-  // The shard's ring, or null on epoll: posts from other threads must wake it (wake()).
+  // The shard's ring, or null on epoll: posts from other threads wake it (post_and_wake).
   UringLoop* loop_;
   boost::asio::basic_waitable_timer<std::chrono::steady_clock,
                                     boost::asio::wait_traits<std::chrono::steady_clock>, Strand>

@@ -148,28 +148,34 @@ int Server::run() {
 // On io_uring, every connection goes to a ring shard and shard 0 keeps the listeners, the
 // signals and the server strand; on epoll, shard 0 serves connections too.
 void Server::start_shards() {
-  const bool uring = config_.io_uring;
-  const unsigned count = uring ? std::max(config_.io_threads, 1u) : config_.io_threads - 1;
+  if (config_.io_uring) {
+    add_shards(std::max(config_.io_threads, 1u));
+    for (auto& shard : shards_) {
+      std::string why;
+      auto loop = UringLoop::create(*shard, why);
+      if (!loop) {
+        log::debug("io_uring not used (" + why + "): connections run on epoll");
+        config_.io_uring = false;
+        loops_.clear();
+        shard_guards_.clear();
+        shards_.clear();
+        break;
+      }
+      loops_.push_back(std::move(loop));
+    }
+    if (config_.io_uring) {
+      log::debug("io_uring: " + std::to_string(loops_.size()) + " I/O threads");
+      return;
+    }
+  }
+  add_shards(config_.io_threads > 1 ? config_.io_threads - 1 : 0);  // shard 0 is the first
+}
+
+void Server::add_shards(unsigned count) {
   for (unsigned i = 0; i < count; ++i) {
     shards_.push_back(std::make_unique<asio::io_context>(1));
     shard_guards_.push_back(asio::make_work_guard(*shards_.back()));
   }
-  if (!uring) return;
-  for (auto& shard : shards_) {
-    std::string why;
-    auto loop = UringLoop::create(*shard, why);
-    if (!loop) {
-      log::debug("io_uring not used (" + why + "): connections run on epoll");
-      loops_.clear();
-      shard_guards_.clear();
-      shards_.clear();
-      config_.io_uring = false;
-      start_shards();
-      return;
-    }
-    loops_.push_back(std::move(loop));
-  }
-  log::debug("io_uring: " + std::to_string(loops_.size()) + " I/O threads");
 }
 
 asio::io_context& Server::next_shard() {
@@ -359,10 +365,8 @@ void Server::do_exit() {
   // Every session has finished (ServerState only exits after the last one): the shards'
   // threads may end.
   for (auto& guard : shard_guards_) guard.reset();
-  for (auto& shard : shards_) {
-    shard->stop();
-    wake_io_thread(*shard);  // a ring shard sleeps outside Asio
-  }
+  for (auto& shard : shards_) shard->stop();
+  for (auto& loop : loops_) loop->wake();  // a ring shard sleeps outside Asio
   ioc_.stop();
 }
 

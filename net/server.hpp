@@ -113,6 +113,7 @@ class Server {
   void do_exit();
   boost::asio::io_context& next_shard();
   void start_shards();
+  void add_shards(unsigned count);
 
   ServerConfig config_;
   // Shards 1..io_threads-1, created by run() (after daemonize()'s fork), each kept running

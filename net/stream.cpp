@@ -36,13 +36,7 @@ class SocketStream final : public Stream {
     socket_.async_read_some(asio::buffer(into.data(), into.size()), std::move(handler));
   }
   bool set_receive_low_water(std::size_t bytes) override {
-    if (!tcp_) return false;
-    if (bytes == low_water_) return true;
-    boost::system::error_code ec;
-    socket_.set_option(asio::socket_base::receive_low_watermark(static_cast<int>(bytes)), ec);
-    if (ec) return false;  // readiness is then any byte, as before
-    low_water_ = bytes;
-    return true;
+    return tcp_ && set_tcp_receive_low_water(socket_.native_handle(), bytes, low_water_);
   }
   void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
     asio::async_write(socket_, buffers, TransferAllAtOnce{}, std::move(handler));
@@ -100,6 +94,14 @@ class PipeStream final : public Stream {
 };
 
 }  // namespace
+
+bool set_tcp_receive_low_water(int fd, std::size_t bytes, std::size_t& current) {
+  if (bytes == current) return true;
+  const int value = static_cast<int>(bytes);
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value) != 0) return false;  // any byte, as before
+  current = bytes;
+  return true;
+}
 
 void set_no_delay(GenericSocket& socket) {
   boost::system::error_code ignored;

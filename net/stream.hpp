@@ -38,6 +38,10 @@ std::unique_ptr<Stream> make_socket_stream(GenericSocket socket);
 // -s: fd 0 / fd 1 (a socket on fd 0 is used as one bidirectional socket).
 std::unique_ptr<Stream> make_stdio_stream(const Strand& strand, std::string& error);
 
+// Stream::set_receive_low_water for a TCP socket's descriptor: SO_RCVLOWAT, skipped when
+// `current` already is `bytes`; updates `current`. False if the kernel refused it.
+bool set_tcp_receive_low_water(int fd, std::size_t bytes, std::size_t& current);
+
 // TCP_NODELAY when the socket is TCP; ignored otherwise.
 void set_no_delay(GenericSocket& socket);
 

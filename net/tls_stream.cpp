@@ -36,14 +36,6 @@ constexpr auto close_notify_wait = std::chrono::seconds(1);
 // Non-fatal GnuTLS results (a warning alert) retried in a row before giving up.
 constexpr int nonfatal_retries_max = 16;
 
-// On a ring shard (net/uring_loop.hpp) a post made outside Asio's own loop (from a socket
-// completion) must wake the loop, which runs Asio's handlers only when told.
-template <class Handler>
-void post_and_wake(const Strand& strand, Handler&& handler) {
-  asio::post(strand, std::forward<Handler>(handler));
-  wake_io_thread(strand.context());
-}
-
 bool would_block(long r) { return r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED; }
 
 boost::system::error_code tls_error() { return {EPROTO, boost::system::system_category()}; }
@@ -56,7 +48,8 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   enum class State { idle, handshaking, failed, up, shutting_down, closed };
 
   Engine(const Strand& s, std::unique_ptr<Stream> i, gnutls_session_t g, std::string l)
-      : strand(s), inner(std::move(i)), session(g), label(std::move(l)), timer(s), in(inbound_bytes) {
+      : strand(s), loop(UringLoop::of(s.context())), inner(std::move(i)), session(g), label(std::move(l)), timer(s),
+        in(inbound_bytes) {
     gnutls_transport_set_ptr(session, this);
     gnutls_transport_set_vec_push_function(session, &Engine::push);
     gnutls_transport_set_pull_function(session, &Engine::pull);
@@ -65,6 +58,9 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   ~Engine() { gnutls_deinit(session); }
 
   Strand strand;
+  // The shard's ring, or null on epoll: a post from a socket completion on a ring shard is
+  // outside Asio's own loop and must wake it (post_and_wake).
+  UringLoop* loop;
   std::unique_ptr<Stream> inner;
   gnutls_session_t session;
   std::string label;  // "conn=N", for log lines
@@ -156,7 +152,7 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   void schedule() {
     if (pump_posted || state == State::closed) return;
     pump_posted = true;
-    post_and_wake(strand, [self = shared_from_this()] {
+    post_and_wake(strand, loop, [self = shared_from_this()] {
       self->pump_posted = false;
       self->pump();
     });
@@ -355,13 +351,13 @@ struct TlsStream::Engine : std::enable_shared_from_this<Engine> {
   void abort_pending() {
     auto post_aborted = [&](IoHandler& handler) {
       if (!handler) return;
-      post_and_wake(strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+      post_and_wake(strand, loop, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
       handler = nullptr;
     };
     post_aborted(read_handler);
     post_aborted(write_handler);
     if (handshake_handler) {
-      post_and_wake(strand, [h = std::move(handshake_handler)] { h(false, "closed during the handshake"); });
+      post_and_wake(strand, loop, [h = std::move(handshake_handler)] { h(false, "closed during the handshake"); });
       handshake_handler = nullptr;
     }
   }
@@ -413,13 +409,13 @@ TlsStream::~TlsStream() {
   // The session closes its stream before it ends; a stream dropped open (a server torn
   // down mid-run) is closed on its strand. A graceful end in progress finishes on its own:
   // its handlers hold the engine.
-  if (!engine_->closing) post_and_wake(engine_->strand, [engine = engine_] { engine->close(); });
+  if (!engine_->closing) post_and_wake(engine_->strand, engine_->loop, [engine = engine_] { engine->close(); });
 }
 
 void TlsStream::async_handshake(std::span<const std::byte> early, TlsHandshakeHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::idle) {
-    post_and_wake(e.strand, [h = std::move(handler)] { h(false, "handshake already started or stream closed"); });
+    post_and_wake(e.strand, e.loop, [h = std::move(handler)] { h(false, "handshake already started or stream closed"); });
     return;
   }
   if (early.size() > e.in.size()) e.in.resize(early.size());
@@ -443,7 +439,7 @@ bool TlsStream::ktls() const { return gnutls_transport_is_ktls_enabled(engine_->
 void TlsStream::async_read_some(std::span<std::byte> into, IoHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::up || e.read_handler) {
-    post_and_wake(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+    post_and_wake(e.strand, e.loop, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
     return;
   }
   e.read_into = into;
@@ -454,7 +450,7 @@ void TlsStream::async_read_some(std::span<std::byte> into, IoHandler handler) {
 void TlsStream::async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) {
   Engine& e = *engine_;
   if (e.state != Engine::State::up || e.write_handler) {
-    post_and_wake(e.strand, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
+    post_and_wake(e.strand, e.loop, [h = std::move(handler)] { h(asio::error::operation_aborted, 0); });
     return;
   }
   e.write_buffers.assign(buffers.begin(), buffers.end());  // keeps its capacity: no allocation

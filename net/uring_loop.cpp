@@ -137,10 +137,6 @@ UringLoop* UringLoop::of(asio::execution_context& ioc) {
   return nullptr;
 }
 
-void wake_io_thread(asio::execution_context& ioc) {
-  if (UringLoop* loop = UringLoop::of(ioc)) loop->wake();
-}
-
 void UringLoop::wake() {
   poked_.store(true);
   if (sleeping_.load()) {
@@ -266,6 +262,10 @@ bool UringLoop::reap() {
   }
 }
 
+bool UringLoop::nothing_arrived() const {
+  return ::io_uring_cq_ready(&ring_) == 0 && !taskrun_pending() && !poked_.load(std::memory_order_relaxed);
+}
+
 bool UringLoop::taskrun_pending() const {
   return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
 }
@@ -308,11 +308,8 @@ void UringLoop::run(std::chrono::microseconds max_spin) {
       // 2 CPUs the client may need this one, so after a few microseconds of nothing the
       // thread gives it up once (sched_yield) before looking again.
       const auto until = Clock::now() + spin_before_yield;
-      while (::io_uring_cq_ready(&ring_) == 0 && !taskrun_pending() && !poked_.load(std::memory_order_relaxed) &&
-             Clock::now() < until)
-        cpu_relax();
-      if (::io_uring_cq_ready(&ring_) == 0 && !taskrun_pending() && !poked_.load(std::memory_order_relaxed))
-        std::this_thread::yield();
+      while (nothing_arrived() && Clock::now() < until) cpu_relax();
+      if (nothing_arrived()) std::this_thread::yield();
       continue;
     }
     arm_asio_watch();

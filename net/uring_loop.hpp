@@ -17,11 +17,13 @@
 #include <liburing.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace nbdd::net {
 
@@ -62,7 +64,6 @@ class UringLoop {
   // An operation whose owner goes away: allowed only once the ring is torn down (it can
   // then never complete).
   void forget(UringOp& op);
-  std::size_t in_ring() const { return in_ring_; }
 
  private:
   explicit UringLoop(boost::asio::io_context& ioc);
@@ -73,7 +74,8 @@ class UringLoop {
   void arm_asio_watch();     // the multishot poll on Asio's epoll descriptor
   void arm_wake_read();      // the read on wake_fd_
   bool run_asio();
-  bool taskrun_pending() const;           // io_context::poll() once Asio has work; whether it did
+  bool taskrun_pending() const;
+  bool nothing_arrived() const;  // no completion, no bytes waiting (taskrun), no wake()           // io_context::poll() once Asio has work; whether it did
 
   boost::asio::io_context& ioc_;
   ::io_uring ring_{};
@@ -92,8 +94,13 @@ class UringLoop {
   std::atomic<bool> poked_{false};
 };
 
-// wake() on the io_context's loop, if it runs on one: for code that posts to a strand from
-// another thread.
-void wake_io_thread(boost::asio::execution_context& context);
+// Posts handler to executor (a strand of a shard), then wakes that shard's loop, if it runs on
+// one (loop is UringLoop::of(the shard), looked up once by the caller): the one way to post to
+// a session's strand from another thread, or from a socket completion on a ring shard.
+template <class Executor, class Handler>
+void post_and_wake(const Executor& executor, UringLoop* loop, Handler&& handler) {
+  boost::asio::post(executor, std::forward<Handler>(handler));
+  if (loop != nullptr) loop->wake();
+}
 
 }  // namespace nbdd::net

@@ -54,12 +54,7 @@ class UringStream final : public Stream {
   }
 
   bool set_receive_low_water(std::size_t bytes) override {
-    if (!tcp_ || closing_) return false;
-    if (bytes == low_water_) return true;
-    const int value = static_cast<int>(bytes);
-    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value) != 0) return false;
-    low_water_ = bytes;
-    return true;
+    return tcp_ && !closing_ && set_tcp_receive_low_water(fd_, bytes, low_water_);
   }
 
   void async_write(const std::vector<asio::const_buffer>& buffers, IoHandler handler) override {
