@@ -29,9 +29,10 @@ Connection::Impl::Impl(const ConnectionConfig& config) : config_(config), limits
                       config_.thread_model == ThreadModel::serialize_all_requests;
   NBDD_ASSERT(!strict || config_.gate != nullptr);
   now_ = config_.accepted_at;
-  slots_.resize(limits_.in_flight_max);
+  // Slots are built on demand (most connections use a handful of the in_flight_max); the
+  // reservation keeps every Slot where it is as more are added.
+  slots_.reserve(limits_.in_flight_max);
   free_slots_.reserve(limits_.in_flight_max);
-  for (std::uint32_t i = limits_.in_flight_max; i-- > 0;) free_slots_.push_back(i);
   actions_.reserve(16);
   stage_make_room(handshake_read_bytes);
   start_lifecycle(CallKind::preconnect);  // the greeting follows its success
@@ -295,7 +296,7 @@ bool Connection::Impl::wants_read() const {
     case Reader::awaiting_tls:
       return false;
     case Reader::request_header:
-      if (free_slots_.empty() || blocked_on_budget_) return false;  // back-pressure: in_flight_max
+      if (!slot_available() || blocked_on_budget_) return false;  // back-pressure: in_flight_max
       break;
     default: break;
   }

@@ -172,6 +172,8 @@ class Connection::Impl {
   bool encode_block_status_reply(std::uint32_t slot_index);
   std::optional<std::uint32_t> pick_slot(std::uint64_t buffer_bytes);
   bool ensure_buffer(Slot& s, std::uint64_t bytes, bool over_budget_ok);
+  // A slot is free, or another may still be built (in_flight_max bounds both).
+  bool slot_available() const { return !free_slots_.empty() || slots_.size() < limits_.in_flight_max; }
   void take_slot(std::uint32_t slot_index);
   void free_slot(std::uint32_t slot_index);
   void start_calls();

@@ -27,7 +27,7 @@ std::size_t round_up_capacity(std::uint64_t bytes) {
 // Returns true when the reader may continue.
 bool Connection::Impl::try_parse_request() {
   const std::size_t header_bytes = request_header_bytes(extended_);
-  if (staged() < header_bytes || free_slots_.empty()) return false;
+  if (staged() < header_bytes || !slot_available()) return false;
   const auto parsed = parse_request_header(staged_span(header_bytes), extended_);
   if (!parsed) {
     abort(EndReason::protocol_violation);  // wrong magic: framing is lost (§6.2)
@@ -213,7 +213,11 @@ void Connection::Impl::on_data_done(std::uint32_t slot_index, int err) {
 // A free slot whose buffer can hold `buffer_bytes` within the budget, growing one if
 // needed; nullopt when the budget is exhausted by slots still in use.
 std::optional<std::uint32_t> Connection::Impl::pick_slot(std::uint64_t buffer_bytes) {
-  NBDD_ASSERT(!free_slots_.empty());
+  if (free_slots_.empty()) {
+    NBDD_ASSERT(slots_.size() < limits_.in_flight_max);
+    free_slots_.push_back(static_cast<std::uint32_t>(slots_.size()));
+    slots_.emplace_back();
+  }
   if (buffer_bytes == 0) return free_slots_.back();
   // From the back: the slots freed last (LIFO) hold buffers; never-used slots sit in front.
   for (auto it = free_slots_.rbegin(); it != free_slots_.rend(); ++it)
