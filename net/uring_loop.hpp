@@ -73,9 +73,9 @@ class UringLoop {
   bool reap();               // runs every completion ready; whether there was one
   void arm_asio_watch();     // the multishot poll on Asio's epoll descriptor
   void arm_wake_read();      // the read on wake_fd_
-  bool run_asio();
+  bool run_asio();           // io_context::poll() once Asio has work; whether it did
   bool taskrun_pending() const;
-  bool nothing_arrived() const;  // no completion, no bytes waiting (taskrun), no wake()           // io_context::poll() once Asio has work; whether it did
+  bool nothing_arrived() const;  // no completion, no bytes waiting (taskrun), no wake()
 
   boost::asio::io_context& ioc_;
   ::io_uring ring_{};
