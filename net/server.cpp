@@ -165,6 +165,7 @@ void Server::start_shards() {
     }
     if (config_.io_uring) {
       log::debug("io_uring: " + std::to_string(loops_.size()) + " I/O threads");
+      io_uring_active_ = true;
       return;
     }
   }

@@ -93,6 +93,9 @@ class Server {
   std::size_t live_sessions() const { return registry_.size(); }
   // Shutdown requests fully handled (every EndConnection queued); for tests.
   int shutdowns_handled() const { return shutdowns_handled_.load(); }
+  // Whether connections run on io_uring: false until run() has set the shards up, and false
+  // when --io-uring=off or the kernel refused it (tests check which transport they ran on).
+  bool uses_io_uring() const { return io_uring_active_.load(); }
 
  private:
   void on_accept(GenericSocket socket);
@@ -154,6 +157,7 @@ class Server {
   bool single_ = false;
   bool exited_ = false;
   std::atomic<int> shutdowns_handled_{0};
+  std::atomic<bool> io_uring_active_{false};
 };
 
 }  // namespace nbdd::net

@@ -138,6 +138,7 @@ class DriverContract : public ::testing::Test {
     // net/CMakeLists.txt runs these tests a second time on epoll.
     if (const char* uring = std::getenv("NBDD_TEST_IO_URING"); uring && std::string(uring) == "off")
       config.io_uring = false;
+    expect_io_uring_ = config.io_uring && io_uring_available();
     server_ = std::make_unique<Server>(config);
     auto p = std::make_unique<TestPlugin>();
     p->lending = lending;
@@ -173,8 +174,20 @@ class DriverContract : public ::testing::Test {
     RawClient c;
     EXPECT_TRUE(tcp_port_ != 0 ? c.connect_tcp(tcp_port_) : c.connect_unix(socket_path_));
     EXPECT_EQ(c.handshake(), disk_bytes);
+    // The shards are set up once a connection was served: the run is on the transport asked for.
+    EXPECT_EQ(server_->uses_io_uring(), expect_io_uring_);
     return c;
   }
+  // Whether this kernel lets nbdd use io_uring (the server falls back to epoll otherwise).
+  static bool io_uring_available() {
+    static const bool available = [] {
+      boost::asio::io_context probe{1};
+      std::string why;
+      return UringLoop::create(probe, why) != nullptr;
+    }();
+    return available;
+  }
+  bool expect_io_uring_ = false;
 
   std::string dir_, socket_path_;
   std::uint16_t tcp_port_ = 0;
