@@ -68,16 +68,26 @@ class EventQueue {
       slot = static_cast<std::uint32_t>(pool_.size());
       pool_.emplace_back(std::forward<F>(fn));
     }
-    push(Key{(static_cast<unsigned __int128>(when.ns) << 64) | ((seq_++ << 24) | slot)});
+    const Key k{(static_cast<unsigned __int128>(when.ns) << 64) | ((seq_++ << 24) | slot)};
+    if (root_taken_) {  // the popped root's place: one sift instead of a removal and a push
+      root_taken_ = false;
+      sift_down(k);
+    } else {
+      push(k);
+    }
   }
-  bool empty() const { return heap_.empty(); }
-  std::size_t size() const { return heap_.size(); }
-  core::Instant next_at() const { return core::Instant{static_cast<std::uint64_t>(heap_.front() >> 64)}; }
+  bool empty() const { return size() == 0; }
+  std::size_t size() const { return heap_.size() - (root_taken_ ? 1 : 0); }
+  core::Instant next_at() {
+    settle();
+    return core::Instant{static_cast<std::uint64_t>(heap_.front() >> 64)};
+  }
+  // The popped event's key stays at the root until the next operation: an event usually
+  // schedules another, which then takes the root's place (Fn runs after pop returns).
   Fn pop(core::Instant& when) {
+    settle();
     const Key k = heap_.front();
-    const Key last = heap_.back();
-    heap_.pop_back();
-    if (!heap_.empty()) sift_down(last);
+    root_taken_ = true;
     when = core::Instant{static_cast<std::uint64_t>(k >> 64)};
     const auto slot = static_cast<std::uint32_t>(static_cast<std::uint64_t>(k) & slot_mask);
     free_.push_back(slot);
@@ -88,6 +98,7 @@ class EventQueue {
     pool_.clear();
     free_.clear();
     seq_ = 0;
+    root_taken_ = false;
   }
 
  private:
@@ -105,6 +116,13 @@ class EventQueue {
       i = parent;
     }
     heap_[i] = k;
+  }
+  void settle() {  // remove a popped root no push has replaced
+    if (!root_taken_) return;
+    root_taken_ = false;
+    const Key last = heap_.back();
+    heap_.pop_back();
+    if (!heap_.empty()) sift_down(last);
   }
   void sift_down(Key k) {  // k replaces the root
     const std::size_t n = heap_.size();
@@ -126,6 +144,7 @@ class EventQueue {
   std::vector<Fn> pool_;
   std::vector<std::uint32_t> free_;
   std::uint64_t seq_ = 0;
+  bool root_taken_ = false;  // heap_[0] was popped; the next push or settle() replaces it
 };
 
 }  // namespace nbdd::sim

@@ -103,6 +103,9 @@ FaultProfile FaultProfile::from_prng(Prng& p) {
     f.client_no_starttls = maybe(p, 1, 6);
     f.client_bad_tls = maybe(p, 1, 10);
   }
+  // issue 22, speed (drawn last again; a tape's zeros give whole messages)
+  f.cut_writes = p.below(2) == 1;
+  f.partial_reads = p.below(2) == 1;
   return f;
 }
 
@@ -144,6 +147,7 @@ void FaultProfile::print(std::FILE* out) const {
   std::fprintf(out, "  tls=%s tls_fail=%s tls_stall=%s client_no_starttls=%s client_bad_tls=%s\n", core::to_string(tls),
                to_string(tls_fail).c_str(), to_string(tls_stall).c_str(), to_string(client_no_starttls).c_str(),
                to_string(client_bad_tls).c_str());
+  std::fprintf(out, "  cut_writes=%d partial_reads=%d\n", cut_writes, partial_reads);
 }
 
 }  // namespace nbdd::sim

@@ -40,6 +40,12 @@ struct FaultProfile {
   // back arrive together, so they are not cut at this size).
   std::uint32_t segment_bytes_max = 65536;
   std::uint32_t read_bytes_max = 65536;     // the driver reads at most this per BytesReceived
+  // Half the worlds cut writes at random points (Pipe::cut: half the writes, at one to three
+  // points) and make half the server's reads take a random part of what is there; the other
+  // half send each write as one segment and read all there is (up to read_bytes_max). Both
+  // exercise framing across reads; the whole-message worlds cost about a third fewer events.
+  bool cut_writes = true;
+  bool partial_reads = true;
   // plugin
   std::uint64_t latency_min_ns = 1'000, latency_max_ns = 500'000;
   Ratio plugin_stall{0, 1};                 // a call takes up to 3 s

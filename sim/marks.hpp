@@ -15,7 +15,11 @@ class Marks {
  public:
   // Names are string literals: counted by address on the hot path in a small open-addressed
   // table (no string built, no allocation once the table has grown), merged by text when read.
-  void hit(const char* name) { ++slot(name).count; }
+  void hit(const char* name) {
+    if (!off_) ++slot(name).count;
+  }
+  // A world that only replays for its trace hash (WorldOptions::replay_only) counts nothing.
+  void turn_off() { off_ = true; }
   std::uint64_t count(const std::string& name) const {
     const auto& m = all();
     auto it = m.find(name);
@@ -63,6 +67,7 @@ class Marks {
   }
   std::vector<Entry> table_;  // size a power of two, at most half full
   std::size_t used_ = 0;
+  bool off_ = false;
   mutable std::map<std::string, std::uint64_t> by_name_;
 };
 

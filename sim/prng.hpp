@@ -12,6 +12,7 @@
 // that a smaller word is a simpler choice: below(n) = w % n, chance(num/den) = w % den >=
 // den - num (0: false), coin() = w & 1, fill() expands one draw with SplitMix64.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -35,6 +36,20 @@ inline std::uint64_t splitmix64(std::uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// fill()'s table: 32 KiB of SplitMix64 words, the same in every run and process.
+inline constexpr std::size_t fill_words = 4096;
+inline const std::uint64_t* fill_table() {
+  struct Table {
+    std::uint64_t words[fill_words];
+    Table() {
+      std::uint64_t state = 0x2545f4914f6cdd1dull;
+      for (auto& w : words) w = splitmix64(state);
+    }
+  };
+  static const Table table;
+  return table.words;
 }
 
 class Prng {
@@ -80,22 +95,36 @@ class Prng {
       return tape_coin();
     return (step() >> 63) != 0;
   }
-  // Random bytes (write payloads): one draw seeds a Weyl sequence, each step multiplied and
-  // folded (8 bytes per step; independent steps, so the loop runs at about a byte per cycle).
-  // Payloads only need to differ from one another for the read oracle, not to be strong.
+  // Random bytes (write payloads): one draw picks a starting word in a fixed table of random
+  // words and a key; the bytes are the table's words from there on (wrapping) XORed with the
+  // key — a load and an XOR per 8 bytes. Payloads only need to differ from one another (and
+  // along themselves) for the read oracle, not to be strong: two writes share bytes only if
+  // both their key and their start agree.
   void fill(std::span<std::byte> out) {
-    const std::uint64_t seed = next() ^ 0x6a09e667f3bcc909ull;  // a tape's 0 still gives nonzero bytes
-    std::uint64_t i = 0;
-    auto word = [seed](std::uint64_t k) {
-      std::uint64_t w = (seed + k * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
-      return w ^ (w >> 31);
-    };
-    for (; i + 8 <= out.size(); i += 8) {
-      const std::uint64_t w = word(i);
-      std::memcpy(out.data() + i, &w, 8);
+    const std::uint64_t draw = next() ^ 0x6a09e667f3bcc909ull;  // a tape's 0 still gives nonzero bytes
+    std::uint64_t mix = draw;
+    const std::uint64_t key = splitmix64(mix);
+    const std::uint64_t* table = fill_table();
+    std::size_t pos = static_cast<std::size_t>(draw >> 40) & (fill_words - 1);
+    std::size_t i = 0;
+    while (out.size() - i >= 8) {
+      const std::size_t n = std::min<std::size_t>((out.size() - i) / 8, fill_words - pos);
+      std::byte* to = out.data() + i;
+      const std::uint64_t* from = table + pos;
+      std::size_t k = 0;
+      for (; k + 4 <= n; k += 4) {  // four words a step: the loop's overhead shared
+        const std::uint64_t w[4] = {from[k] ^ key, from[k + 1] ^ key, from[k + 2] ^ key, from[k + 3] ^ key};
+        std::memcpy(to + 8 * k, w, sizeof w);
+      }
+      for (; k < n; ++k) {
+        const std::uint64_t w = from[k] ^ key;
+        std::memcpy(to + 8 * k, &w, 8);
+      }
+      i += 8 * n;
+      pos = (pos + n) & (fill_words - 1);
     }
     if (i < out.size()) {
-      const std::uint64_t w = word(i);
+      const std::uint64_t w = table[pos] ^ key;
       std::memcpy(out.data() + i, &w, out.size() - i);
     }
   }

@@ -6,11 +6,15 @@
 // its slow paths (the per-size caches hold 7 blocks; the rest goes through the bins and
 // consolidation): malloc/free were about 13% of a sweep. Small blocks (up to 1 KiB) come
 // here from per-size free lists carved out of 1 MiB chunks and go back to their list on
-// delete: a few instructions each way. Memory is never returned to the system; a sweep's
-// peak is a few MiB. Larger blocks go to malloc.
+// delete: a few instructions each way. Medium blocks (up to 256 KiB: WRITE payloads the
+// checker keeps, slot buffers, pipe and decoder buffers) come from one free list per power
+// of two, also carved from chunks (glibc's bins and consolidation were still 4% of a sweep
+// for them). Memory is never returned to the system; a sweep's peak is a few MiB. Larger
+// blocks go to malloc.
 //
 // Determinism does not depend on it: nothing in a world orders or hashes by address (the
 // trace hashes values; coverage marks are keyed by string literals, which do not move).
+#include <bit>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -18,8 +22,10 @@
 namespace {
 
 constexpr std::size_t align = 16;         // every block, as malloc (max_align_t)
-constexpr std::size_t small_max = 1024;   // larger blocks come from malloc
+constexpr std::size_t small_max = 1024;   // exact classes (multiples of 16) up to here
 constexpr std::size_t classes = small_max / align;
+constexpr std::size_t medium_max = 256 * 1024;  // powers of two up to here; larger: malloc
+constexpr std::size_t medium_classes = 8;       // 2 KiB, 4 KiB, ..., 256 KiB
 constexpr std::size_t chunk_bytes = 1 << 20;
 
 struct FreeBlock {
@@ -28,24 +34,33 @@ struct FreeBlock {
 
 // Per thread (nbdd-sim has one; a block freed by another thread just joins that thread's
 // list). Trivially destructible, so usable during static destruction too.
-thread_local FreeBlock* free_lists[classes + 1];
+// Class c <= classes: c * 16 bytes; class classes + k (k >= 1): 1 KiB << k.
+thread_local FreeBlock* free_lists[classes + medium_classes + 1];
 thread_local char* chunk_pos = nullptr;
 thread_local char* chunk_end = nullptr;
 
 // Each block is preceded by a 16-byte header holding its size class (0: from malloc).
 void* allocate(std::size_t n) {
-  if (n > small_max) {
+  if (n > medium_max) {
     auto* p = static_cast<char*>(std::malloc(n + align));
     if (!p) throw std::bad_alloc();
     *reinterpret_cast<std::size_t*>(p) = 0;
     return p + align;
   }
-  const std::size_t c = n == 0 ? 1 : (n + align - 1) / align;
+  std::size_t c, bytes;
+  if (n <= small_max) {
+    c = n == 0 ? 1 : (n + align - 1) / align;
+    bytes = c * align;
+  } else {
+    const auto k = static_cast<std::size_t>(std::bit_width(n - 1)) - 10;  // 1 KiB << k >= n
+    c = classes + k;
+    bytes = small_max << k;
+  }
   if (FreeBlock* b = free_lists[c]) {
     free_lists[c] = b->next;
     return b;
   }
-  const std::size_t total = align + c * align;
+  const std::size_t total = align + bytes;
   if (static_cast<std::size_t>(chunk_end - chunk_pos) < total) {
     auto* chunk = static_cast<char*>(std::malloc(chunk_bytes));  // the tail of the old one is dropped
     if (!chunk) throw std::bad_alloc();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "sim/world.hpp"
 
@@ -166,11 +167,17 @@ void SimClient::plan_handshake() {
   }
 }
 
-void SimClient::send_option(std::uint32_t option, std::vector<std::byte> data) {
+void SimClient::send_option(std::uint32_t option, std::span<const std::byte> data) {
   current_option_ = option;
   dec_.option_sent(option, data);
-  auto bytes = encode_option(option, data);
-  write(bytes);  // after ABORT the server answers ACK and closes; we half-close on the ACK
+  // Encoded in place in the pipe's buffer (as encode_option would); after ABORT the server
+  // answers ACK and closes; we half-close on the ACK.
+  if (!to_server_ || write_closed_ || done_) return;
+  std::byte* at = to_server_->begin_write(16 + data.size());
+  if (!at) return;
+  encode_option_header(at, option, data.size());
+  if (!data.empty()) std::memcpy(at + 16, data.data(), data.size());
+  to_server_->end_write(16 + data.size());
 }
 
 void SimClient::next_option() {
@@ -179,7 +186,7 @@ void SimClient::next_option() {
     send_option(opt::abort, {});
     return;
   }
-  auto [option, data] = plan_[plan_pos_++];
+  auto [option, data] = std::move(plan_[plan_pos_++]);
   if (!scripted_ && prng_.chance(profile_.client_mid_request_vanish)) {
     auto bytes = encode_option(option, data);
     write(std::span(bytes).first(prng_.below(bytes.size())));
@@ -222,7 +229,8 @@ void SimClient::on_option_reply(const ServerStreamDecoder::Event& ev) {
     if (!go_retry_used_ && !scripted_) {  // try once more, plainly: the default export
       go_retry_used_ = true;
       if (ev.type == rep::err_unknown) export_name_.clear();
-      send_option(opt::go, info_data(export_name_, true));
+      const auto go = info_data(export_name_, true);
+      send_option(opt::go, go);
       return;
     }
     send_option(opt::abort, {});
@@ -436,29 +444,34 @@ void SimClient::boundary_request(Request& rq, std::uint64_t size) {
   }
 }
 
-// The header and `payload_bytes` random bytes (a WRITE's data), encoded into one reused
-// buffer: no allocation per request.
+// The header and `payload_bytes` random bytes (a WRITE's data), produced straight into the
+// pipe's buffer (Pipe::begin_write): no allocation and no staging copy per request. A client
+// that vanishes in the middle stages the request in out_ to send a prefix of it.
 void SimClient::send_request(const Request& rq, std::uint64_t payload_bytes) {
   ++requests_sent_;
   world_.note_request();
   ++outstanding_;
   dec_.request_sent(rq);
-  std::vector<std::byte>& bytes = out_;
-  bytes.clear();
-  encode_request_header(bytes, rq, dec_.extended());
-  const std::size_t header = bytes.size();
-  if (payload_bytes != 0) {
-    bytes.resize(header + payload_bytes);
-    prng_.fill(std::span(bytes).subspan(header));
-  }
+  const bool extended = dec_.extended();
+  const std::size_t header = request_header_bytes(extended);
+  const std::size_t total = header + payload_bytes;
   if (!scripted_ && world_.faults_active() && prng_.chance(profile_.client_mid_request_vanish)) {
+    std::vector<std::byte>& bytes = out_;
+    bytes.resize(total);
+    encode_request_header(bytes.data(), rq, extended);
+    if (payload_bytes != 0) prng_.fill(std::span(bytes).subspan(header));
     write(std::span(bytes).first(prng_.below(bytes.size())));
     world_.marks().hit(rq.type == cmd::write && bytes.size() > 40 ? "client_vanished_mid_write" : "client_vanished_mid_request");
     vanish(prng_.coin());
     return;
   }
-  write(bytes);
-  if (payload_bytes != 0 && to_server_) payload_ends_.emplace_back(rq.cookie, to_server_->bytes_written());
+  if (!to_server_ || write_closed_ || done_) return;
+  std::byte* at = to_server_->begin_write(total);
+  if (!at) return;
+  encode_request_header(at, rq, extended);
+  if (payload_bytes != 0) prng_.fill(std::span(at + header, payload_bytes));
+  to_server_->end_write(total);
+  if (payload_bytes != 0) payload_ends_.emplace_back(rq.cookie, to_server_->bytes_written());
 }
 
 void SimClient::send_disc() {

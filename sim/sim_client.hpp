@@ -12,7 +12,6 @@
 // when a Step says so.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,7 +53,7 @@ class SimClient {
  private:
   void plan_handshake();
   void next_option();
-  void send_option(std::uint32_t option, std::vector<std::byte> data);
+  void send_option(std::uint32_t option, std::span<const std::byte> data);
   void on_option_reply(const wire::ServerStreamDecoder::Event& ev);
   void enter_transmission();
   void schedule_next();
@@ -80,7 +79,7 @@ class SimClient {
   Pipe* to_server_ = nullptr;
   wire::ServerStreamDecoder dec_;
   std::vector<wire::ServerStreamDecoder::Event> events_;
-  std::vector<std::byte> out_;  // the request being sent (reused)
+  std::vector<std::byte> out_;  // a request sent only in part (vanishing in its middle)
   std::vector<std::pair<std::uint32_t, std::vector<std::byte>>> plan_;
   std::size_t plan_pos_ = 0;
   std::string export_name_;
@@ -93,7 +92,7 @@ class SimClient {
   // Requests with a payload, in send order: cookie and the end of their last byte in the
   // stream to the server. Like libnbd (1.14), a reply to a request whose bytes have not all
   // reached the server means a broken server ("no matching cookie"): the client gives up.
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> payload_ends_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> payload_ends_;
 };
 
 }  // namespace nbdd::sim

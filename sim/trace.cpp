@@ -38,8 +38,9 @@ void Trace::mix_bytes(const void* data, std::size_t n) {
 
 void Trace::head(core::Instant at, std::uint64_t conn, const char* kind, Type type, std::uint64_t alt) {
   ++records_;
-  std::uint32_t k = 0;  // the kind's first four characters, little-endian (as a memcpy of them)
-  for (int i = 0; i < 4 && kind[i] != '\0'; ++i) k |= static_cast<std::uint32_t>(static_cast<unsigned char>(kind[i])) << (8 * i);
+  // The kind's three characters, little-endian (every kind is three: "in ", "act", "srv"...).
+  const auto* kc = reinterpret_cast<const unsigned char*>(kind);
+  const std::uint32_t k = kc[0] | (static_cast<std::uint32_t>(kc[1]) << 8) | (static_cast<std::uint32_t>(kc[2]) << 16);
   mix(at.ns);
   mix(conn);
   mix((static_cast<std::uint64_t>(k) << 16) | (static_cast<std::uint64_t>(type) << 8) | alt);

@@ -29,6 +29,8 @@ struct PluginReturn {
   bool disconnect = false, force = false, shutdown = false;
 };
 
+// A record's kind is a string literal of exactly three characters ("in ", "act", "srv",
+// "plg", "cli", "stp").
 class Trace {
  public:
   // tail: how many records to keep for print_tail(); 0 keeps none (the hash only).

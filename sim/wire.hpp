@@ -9,12 +9,13 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "sim/fifo.hpp"
 
 namespace nbdd::sim::wire {
 
@@ -90,9 +91,14 @@ struct Request {
 
 // Encoders used by the simulated clients.
 std::vector<std::byte> encode_option(std::uint32_t option, std::span<const std::byte> data);
+// An option's 16-byte header (IHAVEOPT, option, data length) written at `out`.
+void encode_option_header(std::byte* out, std::uint32_t option, std::size_t data_bytes);
 std::vector<std::byte> encode_request(const Request& req, bool extended);
 // Appends the request's header only (the payload is the caller's to append).
 void encode_request_header(std::vector<std::byte>& out, const Request& req, bool extended);
+// The header's size, and the header written at `out` (that many bytes).
+inline std::size_t request_header_bytes(bool extended) { return extended ? 32 : 28; }
+void encode_request_header(std::byte* out, const Request& req, bool extended);
 
 // ---- client -> server ---------------------------------------------------------------------
 class ClientStreamDecoder {
@@ -179,20 +185,21 @@ class ServerStreamDecoder {
   // leaves it 0.
   void set_tls_hello_bytes(std::size_t bytes) { tls_hello_bytes_ = bytes; }
   // A reader that only needs each reply's outcome (a simulated client): READ data is checked
-  // for framing and coverage as always but not kept (ReplyDone::bytes stays empty).
+  // for framing and coverage as always but not kept (ReplyDone::bytes stays empty), nor is
+  // an option reply's data (Event::data stays empty; it is checked as always).
   void keep_read_data(bool keep) { keep_read_data_ = keep; }
   void option_sent(std::uint32_t option, std::span<const std::byte> data);
   void request_sent(const Request& req);  // DISC too (so a reply to it is caught)
   void feed(std::span<const std::byte> bytes, std::vector<Event>& out);
 
-  bool in_transmission() const { return state_ == State::transmission; }
+  bool in_transmission() const { return state_ == State::transmission || state_ == State::read_data; }
   bool structured() const { return structured_; }
   bool extended() const { return extended_; }
   std::uint16_t eflags() const { return eflags_; }
   std::uint64_t export_size() const { return export_size_; }
   bool broken() const { return state_ == State::broken; }
   std::size_t outstanding() const { return outstanding_; }
-  bool mid_frame() const { return pos_ < buf_.size(); }
+  bool mid_frame() const { return pos_ < buf_.size() || state_ == State::read_data; }
   bool meta_selected() const { return !meta_ids_.empty(); }
   // Largest BLOCK_STATUS chunk payload seen so far (bytes a server had to buffer for it).
   std::uint64_t status_payload_max() const { return status_payload_max_; }
@@ -204,7 +211,9 @@ class ServerStreamDecoder {
   }
 
  private:
-  enum class State : std::uint8_t { greeting, options, export_block, transmission, broken };
+  // read_data: a READ reply's data (a simple reply's, or an OFFSET_DATA chunk's after its
+  // offset) is taken as it arrives instead of being buffered whole first.
+  enum class State : std::uint8_t { greeting, options, export_block, transmission, read_data, broken };
   // One request sent and not yet completely answered. The slots are reused (their vectors
   // keep their capacity): a slot completed during a feed() is free again at the next one, so
   // the spans of its ReplyDone stay valid meanwhile.
@@ -231,8 +240,13 @@ class ServerStreamDecoder {
   bool fail(std::vector<Event>& out, std::string why);
   bool step(std::vector<Event>& out);  // false: need more bytes
   bool option_reply(std::vector<Event>& out, std::uint32_t option, std::uint32_t type, std::span<const std::byte> data);
+  // streamed: an OFFSET_DATA chunk whose payload holds only its offset so far; that many
+  // data bytes follow (State::read_data), then chunk_end().
   bool chunk(std::vector<Event>& out, std::uint64_t cookie, std::uint16_t flags, std::uint16_t type,
-             std::uint64_t offset_field, bool has_offset_field, std::span<const std::byte> payload);
+             std::uint64_t offset_field, bool has_offset_field, std::span<const std::byte> payload,
+             std::uint64_t streamed = 0);
+  bool chunk_end(std::vector<Event>& out, Pending& pend, bool done);
+  bool read_data(std::vector<Event>& out);
   bool complete(std::vector<Event>& out, Pending& pend);
   bool cover(Pending& p, std::uint64_t begin, std::uint64_t end, std::vector<Event>& out);
   Pending* find(std::uint64_t cookie);  // the outstanding request with this cookie
@@ -246,8 +260,8 @@ class ServerStreamDecoder {
   std::size_t pos_ = 0;
   std::uint16_t handshake_flags_ = 0;
   std::uint32_t client_flags_ = 0;
-  std::deque<std::uint32_t> options_;       // sent, not yet finally answered
-  std::deque<std::vector<std::byte>> option_data_;
+  Fifo<std::uint32_t> options_;              // sent, not yet finally answered
+  Fifo<std::vector<std::byte>> option_data_;
   std::optional<OptionInProgress> current_;
   bool structured_ = false, extended_ = false;
   bool structured_acked_ = false;
@@ -271,6 +285,11 @@ class ServerStreamDecoder {
   std::size_t tls_hello_bytes_ = 0;
   bool keep_read_data_ = true;
   std::size_t skip_ = 0;  // bytes of the TLS handshake still to drop
+  // State::read_data: whose data (index in pending_), how much is still to come, and what
+  // ends it (a simple reply completes; a chunk goes on to chunk_end with its DONE flag)
+  std::size_t data_slot_ = 0;
+  std::uint64_t data_left_ = 0;
+  bool data_chunk_ = false, data_chunk_done_ = false;
 };
 
 }  // namespace nbdd::sim::wire

@@ -94,6 +94,7 @@ World::World(const FaultProfile& profile, WorldOptions options)
       net_prng_(prng_.fork()),
       client_prng_(prng_.fork()),
       plugin_prng_(prng_.fork()) {
+  if (options_.replay_only) marks_.turn_off();  // the first run counted them
   setup();
 }
 
@@ -151,7 +152,8 @@ void World::connect(SimClient& client) {
   auto sc = std::make_unique<ServerConn>();
   sc->id = id;
   sc->client = &client;
-  Pipe::Shape shape{profile_.net_delay_min_ns, profile_.net_delay_max_ns, profile_.segment_bytes_max};
+  Pipe::Shape shape{profile_.net_delay_min_ns, profile_.net_delay_max_ns, profile_.segment_bytes_max,
+                    profile_.cut_writes};
   auto c2s = std::make_unique<Pipe>(
       queue_, clock_, net_prng_.fork(), shape,
       [this, id](std::span<const std::byte>) {  // the bytes stay in the pipe until read
@@ -392,19 +394,21 @@ void World::do_read(core::ConnectionId id) {
   std::size_t cap = profile_.read_bytes_max;
   if (cap < 512 && net_prng_.below(4) != 0) cap = 4096;  // tiny reads one time in four
   std::size_t n = std::min<std::size_t>(sc->rx_size(), cap);
-  // Half the reads take what is there (up to the cap), half a random part of it; the read
-  // after a partial one takes what is there, so a message costs a read or two, not one per
-  // random cut of what is left.
+  // Half the reads take what is there (up to the cap), half a random part of it (in worlds
+  // with partial_reads; otherwise all take what is there); the read after a partial one takes
+  // what is there, so a message costs a read or two, not one per random cut of what is left.
   if (sc->last_read_partial) {
     sc->last_read_partial = false;
-  } else if (net_prng_.coin()) {
+  } else if (profile_.partial_reads && net_prng_.coin()) {
     const std::size_t all = n;
     n = static_cast<std::size_t>(net_prng_.range_inclusive(1, n));
     sc->last_read_partial = n < all;
   }
-  auto window = sc->conn->read_window();
+  // Half the reads go into core's read window (asked for only then: it is a call into core),
+  // half hand core a foreign buffer.
+  const std::span<std::byte> window = net_prng_.coin() ? sc->conn->read_window() : std::span<std::byte>();
   const std::byte* from = sc->rx_data();
-  if (!window.empty() && net_prng_.coin()) {
+  if (!window.empty()) {
     n = std::min(n, window.size());
     std::copy_n(from, n, window.begin());
     sc->rx_consume(n);

@@ -14,16 +14,23 @@ void InvariantChecker::fail(const char* inv, core::ConnectionId id, core::Instan
   if (!first_) first_ = Violation{inv, id, now, std::move(message)};
 }
 
-InvariantChecker::Conn& InvariantChecker::conn(core::ConnectionId id) {
-  if (last_conn_ && last_id_ == id) return *last_conn_;
-  auto& slot = conns_[id];
-  if (!slot) {
-    slot = std::make_unique<Conn>();
-    slot->id = id;
+InvariantChecker::Conn& InvariantChecker::find_conn(core::ConnectionId id) {
+  Conn* found = id < conn_index_.size() ? conn_index_[id] : nullptr;
+  if (!found) {
+    auto& slot = conns_[id];
+    if (!slot) {
+      slot = std::make_unique<Conn>();
+      slot->id = id;
+    }
+    found = slot.get();
+    if (id < conn_index_max) {
+      if (conn_index_.size() <= id) conn_index_.resize(id + 1, nullptr);
+      conn_index_[id] = found;
+    }
   }
   last_id_ = id;
-  last_conn_ = slot.get();
-  return *slot;
+  last_conn_ = found;
+  return *found;
 }
 
 template <typename Observed>
@@ -138,7 +145,11 @@ void InvariantChecker::on_shutdown_requested(core::Instant now) {
   check_owed_end(now);
   ++shutdown_requests_;
   shutdown_requested_ = true;
-  if (shutdown_requests_ == 1) shutdown_at_ = now;
+  if (shutdown_requests_ == 1) {
+    shutdown_at_ = now;
+    // INV-SHUTDOWN-BOUNDED can be due once the grace period (and its slack) has passed
+    time_checks_from_ = (now + config_.limits.grace_period + config_.grace_slack).ns + 1;
+  }
   // A second request forces, unless the grace deadline already did (ServerState forces once).
   if (shutdown_requests_ == 1 || (shutdown_requests_ == 2 && !server_forced_))
     for (const auto& [id, c] : conns_)

@@ -82,8 +82,12 @@ class InvariantChecker {
   enum class GateCall : std::uint8_t { try_acquire, release, cancel };
   void on_gate(core::ConnectionId id, core::Instant now, GateCall call, bool result);
 
-  // ---- time: call whenever the virtual clock moves (grace deadlines are checked here)
-  void on_time(core::Instant now);
+  // ---- time: call whenever the virtual clock moves (grace deadlines are checked here).
+  // Inline: the simulator calls it before every event, and usually nothing can be due.
+  void on_time(core::Instant now) {
+    if (idle_conns_ == 0 && now.ns < time_checks_from_) return;
+    time_passed(now);
+  }
   // ---- end of run: quiescent = the driver believes everything has ended
   void at_end(core::Instant now, bool quiescent);
 
@@ -100,7 +104,10 @@ class InvariantChecker {
 
  private:
   void fail(const char* inv, core::ConnectionId id, core::Instant now, std::string message);
-  Conn& conn(core::ConnectionId id);
+  Conn& conn(core::ConnectionId id) {  // inline: every observation looks its connection up
+    return last_conn_ && last_id_ == id ? *last_conn_ : find_conn(id);
+  }
+  Conn& find_conn(core::ConnectionId id);
   // What every per-connection observation checks first; `kind` is "input" or "action".
   template <typename Observed>
   Conn& observe(core::ConnectionId id, core::Instant now, const char* kind, const Observed& what);
@@ -161,9 +168,16 @@ class InvariantChecker {
   std::map<std::string, std::uint64_t> sizes_seen_;  // canonical name -> size the last open reported
   std::uint64_t tick_ = 0;  // one per observation; the total order of everything seen
   std::size_t idle_conns_ = 0;  // connections with idle_since set (on_time has work)
-  // conn(): the last connection looked up (connections are never removed)
+  // on_time with no idle connection has work only from here on (INV-SHUTDOWN-BOUNDED's
+  // limit once shutdown was requested; never before, or once the check is settled)
+  std::uint64_t time_checks_from_ = ~0ull;
+  void time_passed(core::Instant now);
+  // conn(): the last connection looked up, and every one by id (ids are small: 1, 2, 3...
+  // from ServerState; larger ones only in the map). Connections are never removed.
   core::ConnectionId last_id_ = 0;
   Conn* last_conn_ = nullptr;
+  static constexpr core::ConnectionId conn_index_max = 4096;
+  std::vector<Conn*> conn_index_;
   // decoder events of client_bytes / server_bytes, reused (neither is re-entered)
   std::vector<wire::ClientStreamDecoder::Event> client_events_;
   std::vector<wire::ServerStreamDecoder::Event> server_events_;

@@ -28,7 +28,10 @@ void InvariantChecker::update_idle(Conn& c, core::Instant now) {
 // INV-SHUTDOWN-BOUNDED: a graceful shutdown lasts at most Limits::grace_period; then
 // ServerState forces every connection still live (EndConnection{force=true}).
 void InvariantChecker::check_shutdown_bounded(core::Instant now) {
-  if (!config_.server_level || !shutdown_at_ || server_forced_ || shutdown_bound_reported_ || exit_emitted_) return;
+  if (!config_.server_level || !shutdown_at_ || server_forced_ || shutdown_bound_reported_ || exit_emitted_) {
+    time_checks_from_ = ~0ull;  // settled (or not started: on_shutdown_requested sets it again)
+    return;
+  }
   const core::Instant limit = *shutdown_at_ + config_.limits.grace_period + config_.grace_slack;
   if (now <= limit || live_connections() == 0) return;
   shutdown_bound_reported_ = true;
@@ -38,7 +41,7 @@ void InvariantChecker::check_shutdown_bounded(core::Instant now) {
            "ms after the shutdown request, and none was forced");
 }
 
-void InvariantChecker::on_time(core::Instant now) {
+void InvariantChecker::time_passed(core::Instant now) {
   if (!config_.enabled) return;
   check_shutdown_bounded(now);
   if (idle_conns_ == 0) return;  // the common case: no connection waits for its grace deadline
