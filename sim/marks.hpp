@@ -25,15 +25,18 @@ class Marks {
     auto it = m.find(name);
     return it == m.end() ? 0 : it->second;
   }
+  // Only the entries in use are visited (a world hits a few dozen names of a 256-entry table,
+  // and every world's marks are merged twice).
   void merge(const Marks& other) {
-    for (const Entry& e : other.table_)
-      if (e.name) slot(e.name).count += e.count;
+    for (const std::uint32_t i : other.used_at_) {
+      const Entry& e = other.table_[i];
+      slot(e.name).count += e.count;
+    }
   }
   // By name, ordered: printing is deterministic.
   const std::map<std::string, std::uint64_t>& all() const {
     by_name_.clear();
-    for (const Entry& e : table_)
-      if (e.name) by_name_[e.name] += e.count;
+    for (const std::uint32_t i : used_at_) by_name_[table_[i].name] += table_[i].count;
     return by_name_;
   }
 
@@ -42,7 +45,19 @@ class Marks {
     const char* name = nullptr;
     std::uint64_t count = 0;
   };
+  // The hot path (a name already counted) inline; taking a new entry out of line.
   Entry& slot(const char* name) {
+    if (!table_.empty()) {
+      const std::size_t mask = table_.size() - 1;
+      for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
+        Entry& e = table_[i];
+        if (e.name == name) return e;
+        if (!e.name) break;
+      }
+    }
+    return take(name);
+  }
+  [[gnu::noinline]] Entry& take(const char* name) {
     if ((used_ + 1) * 2 > table_.size()) grow();
     const std::size_t mask = table_.size() - 1;
     for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
@@ -50,6 +65,7 @@ class Marks {
       if (e.name == name) return e;
       if (!e.name) {
         ++used_;
+        used_at_.push_back(static_cast<std::uint32_t>(i));
         e.name = name;
         return e;
       }
@@ -62,11 +78,13 @@ class Marks {
     std::vector<Entry> old = std::move(table_);
     table_.assign(old.empty() ? 256 : old.size() * 2, Entry{});
     used_ = 0;
+    used_at_.clear();
     for (const Entry& e : old)
       if (e.name) slot(e.name).count = e.count;
   }
   std::vector<Entry> table_;  // size a power of two, at most half full
   std::size_t used_ = 0;
+  std::vector<std::uint32_t> used_at_;  // indexes of the entries in use, in the order they were taken
   bool off_ = false;
   mutable std::map<std::string, std::uint64_t> by_name_;
 };

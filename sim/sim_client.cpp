@@ -52,6 +52,7 @@ void SimClient::vanish(bool reset) {
 
 std::vector<std::byte> SimClient::info_data(const std::string& name, bool go) {
   std::vector<std::byte> d;
+  d.reserve(4 + name.size() + 2 + 2 * 5);  // one allocation, not one per doubling
   put32(d, static_cast<std::uint32_t>(name.size()));
   put_bytes(d, name);
   std::vector<std::uint16_t> infos;
@@ -68,6 +69,9 @@ std::vector<std::byte> SimClient::info_data(const std::string& name, bool go) {
 
 std::vector<std::byte> SimClient::meta_data(const std::string& name, const std::vector<std::string>& queries) {
   std::vector<std::byte> d;
+  std::size_t bytes = 4 + name.size() + 4;
+  for (const auto& q : queries) bytes += 4 + q.size();
+  d.reserve(bytes);
   put32(d, static_cast<std::uint32_t>(name.size()));
   put_bytes(d, name);
   put32(d, static_cast<std::uint32_t>(queries.size()));
@@ -90,6 +94,7 @@ std::string SimClient::pick_name() {
 
 void SimClient::plan_handshake() {
   plan_.clear();
+  plan_.reserve(12);
   if (scripted_) {
     export_name_ = "";
     if (script_list_) plan_.push_back({opt::list, {}});
@@ -250,8 +255,8 @@ void SimClient::on_bytes(std::span<const std::byte> bytes) {
         std::uint32_t flags = 1;
         if ((ev.option & 2) && prng_.coin()) flags |= 2;
         dec_.client_flags(flags);
-        std::vector<std::byte> out;
-        put32(out, flags);
+        const std::array<std::byte, 4> out{std::byte(flags >> 24), std::byte(flags >> 16), std::byte(flags >> 8),
+                                           std::byte(flags)};
         write(out);
         plan_handshake();
         next_option();

@@ -34,6 +34,10 @@ void ServerStreamDecoder::request_sent(const Request& req) {
     std::size_t i = 0;
     while (i < slot_.size() && slot_[i].state != SlotState::free) ++i;
     if (i == slot_.size()) {
+      if (slot_.empty()) {  // room for a full pipeline at once: a Pending is moved, vectors and all, on growth
+        slot_.reserve(16);
+        pending_.reserve(16);
+      }
       slot_.emplace_back();
       pending_.emplace_back();
     }

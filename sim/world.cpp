@@ -43,6 +43,9 @@ struct World::ServerConn {
   void rx_consume(std::size_t n) { from_client->consume(n); }
   void rx_clear() { from_client->consume_all(); }
   bool rx_fin = false, rx_reset = false, eof_fed = false, read_scheduled = false;
+  // core's wants_read() as of its last step: it changes only when core runs (feed), so the
+  // deliveries and reads in between ask core once (World::wants_read).
+  bool wants_read_known = false, wants_read = false;
   bool last_read_partial = false;  // do_read: the last read took a random part of what was there
   std::uint64_t deadline_gen = 0;
   std::optional<core::Instant> armed;
@@ -216,6 +219,7 @@ void World::feed(core::ConnectionId id, const core::Input& in) {
   trace_.record(now(), id, "in ", in);
   checker_->on_input(id, now(), in);
   if (tap_) tap_->before_input(id, now(), *sc->conn, in);
+  sc->wants_read_known = false;
   sc->conn->handle(now(), in);
   drain(*sc);
 }
@@ -370,8 +374,16 @@ void World::arm_deadline(ServerConn& sc) {
   }
 }
 
+bool World::wants_read(ServerConn& sc) {
+  if (!sc.wants_read_known) {
+    sc.wants_read = sc.conn->wants_read();
+    sc.wants_read_known = true;
+  }
+  return sc.wants_read;
+}
+
 void World::schedule_read(ServerConn& sc) {
-  if (!sc.read_scheduled && !sc.closed && sc.conn->wants_read() &&
+  if (!sc.read_scheduled && !sc.closed && wants_read(sc) &&
       (sc.rx_size() != 0 || ((sc.rx_fin || sc.rx_reset) && !sc.eof_fed))) {
     sc.read_scheduled = true;
     const core::ConnectionId id = sc.id;
@@ -383,7 +395,7 @@ void World::do_read(core::ConnectionId id) {
   ServerConn* sc = find(id);
   if (!sc || sc->finished) return;
   sc->read_scheduled = false;
-  if (sc->closed || !sc->conn->wants_read()) return;
+  if (sc->closed || !wants_read(*sc)) return;
   if (sc->rx_size() == 0) {
     if ((sc->rx_fin || sc->rx_reset) && !sc->eof_fed) {
       sc->eof_fed = true;
@@ -559,7 +571,7 @@ Outcome World::finish(OutcomeKind kind, std::string reason) {
     out.tape_past_end = options_.tape->past_end();
   }
   out.end = now();
-  out.marks = marks_;
+  out.marks = std::move(marks_);  // the run is over: nothing counts after this
   out.marks.merge(checker_->marks());
   return out;
 }

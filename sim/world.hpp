@@ -114,6 +114,7 @@ class World {
   void after_delivery(ServerConn& sc);  // after bytes arrived: TLS layer, reading
   void arm_deadline(ServerConn& sc);
   void schedule_read(ServerConn& sc);
+  bool wants_read(ServerConn& sc);  // core's, asked once per step of core
   void tls_step(ServerConn& sc);
   void tls_take_hello(ServerConn& sc, std::span<const std::byte> bytes);
   void do_read(core::ConnectionId id);

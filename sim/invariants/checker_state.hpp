@@ -143,6 +143,7 @@ struct InvariantChecker::Conn {
   std::vector<core::ExportEntry>* list_out = nullptr;  // the running list_exports' vector
   std::uint32_t list_max = 0;
   std::string export_key;                       // the served export's disk (canonical name)
+  Disk* disk = nullptr;                         // disks_[export_key] once looked up (disk_for)
   std::uint32_t block_min = 0;                  // the served export's block size (its open)
   std::uint32_t block_max = 0;
   bool sends_emitted = false;                   // any Send (the greeting first)
@@ -174,6 +175,13 @@ struct InvariantChecker::Disk {
     bool ok = false;               // replied with success: certainly applied
   };
   std::vector<Write> writes;
+  // Where and from when each of `writes` applies, in the same order: what disk_read_done
+  // scans for the writes near a READ (every write of the run), 24 bytes apiece instead of
+  // a whole Write with its data vector.
+  struct Extent {
+    std::uint64_t offset = 0, end = 0, start_tick = 0;
+  };
+  std::vector<Extent> extents;
   // (connection, cookie) -> index in `writes` of a write not yet answered, and -> the tick a
   // READ in flight was parsed at
   FlatMap<std::pair<core::ConnectionId, std::uint64_t>, std::size_t> by_cookie;

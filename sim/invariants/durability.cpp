@@ -17,8 +17,10 @@
 namespace nbdd::sim {
 
 InvariantChecker::Disk& InvariantChecker::disk_for(Conn& c) {
+  if (c.disk) return *c.disk;
   auto& d = disks_[c.export_key];  // the canonical name of the served export (handshake.cpp)
   if (!d) d = std::make_unique<Disk>();
+  c.disk = d.get();
   return *d;
 }
 
@@ -35,6 +37,7 @@ void InvariantChecker::disk_write(Conn& c, wire::Request& req) {
   w.any = req.type == wire::cmd::trim;
   w.start_tick = tick_;
   d.by_cookie[{c.id, req.cookie}] = d.writes.size();
+  d.extents.push_back(Disk::Extent{w.offset, w.offset + w.length, w.start_tick});
   d.writes.push_back(std::move(w));
 }
 
@@ -87,12 +90,14 @@ void InvariantChecker::disk_read_done(Conn& c, core::Instant now, const wire::Re
   std::vector<std::uint64_t>& cuts = d.scratch_cuts;
   near.clear();
   cuts.clear();
-  for (const auto& w : d.writes)
-    if (w.start_tick < e && w.offset < re && rb < w.offset + w.length) {
-      near.push_back(&w);
-      cuts.push_back(std::max(w.offset, rb));
-      cuts.push_back(std::min(w.offset + w.length, re));
+  for (std::size_t i = 0; i < d.extents.size(); ++i) {
+    const Disk::Extent& x = d.extents[i];
+    if (x.start_tick < e && x.offset < re && rb < x.end) {
+      near.push_back(&d.writes[i]);
+      cuts.push_back(std::max(x.offset, rb));
+      cuts.push_back(std::min(x.end, re));
     }
+  }
   if (!near.empty()) marks_.hit("read_overlaps_write");
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());

@@ -270,6 +270,7 @@ void InvariantChecker::served_export(Conn& c) {
   if (c.options.empty()) return;
   const Conn::Option& o = c.options.front();
   c.export_key = config_.one_disk_for_all_names ? std::string() : o.open_ok ? o.opened.name : o.name;
+  c.disk = nullptr;  // looked up again (disk_for) under the new key
   if (o.open_ok) {
     c.block_min = o.opened.block_size.minimum;
     c.block_max = o.opened.block_size.maximum;
