@@ -31,6 +31,30 @@ inline std::vector<std::byte> option_reply(std::uint32_t option, std::uint32_t t
   return r;
 }
 
+// A server-stream decoder taken through the handshake to transmission (GO with an INFO of
+// `size` and `flags`), with structured replies negotiated first or not.
+inline ServerStreamDecoder decoder_in_transmission(bool structured, std::uint64_t size, std::uint16_t flags) {
+  ServerStreamDecoder d;
+  std::vector<ServerStreamDecoder::Event> ev;
+  d.feed(greeting(), ev);
+  d.client_flags(1);
+  if (structured) {
+    d.option_sent(opt::structured_reply, {});
+    d.feed(option_reply(opt::structured_reply, rep::ack), ev);
+  }
+  std::vector<std::byte> go;
+  put32(go, 0);
+  put16(go, 0);
+  d.option_sent(opt::go, go);
+  std::vector<std::byte> info;
+  put16(info, 0);
+  put64(info, size);
+  put16(info, flags);
+  d.feed(option_reply(opt::go, rep::info, info), ev);
+  d.feed(option_reply(opt::go, rep::ack), ev);
+  return d;
+}
+
 inline std::vector<std::byte> simple_reply(std::uint32_t error, std::uint64_t cookie) {
   std::vector<std::byte> r;
   put32(r, simple_magic);

@@ -494,22 +494,8 @@ TEST(LifecycleChecker, AcceptsADisconnectDuringOpenThatCoreIgnores) {
 }
 
 TEST(ServerStreamDecoder, RejectsASimpleReplyToAReadWithStructuredReplies) {
-  ServerStreamDecoder d;
+  ServerStreamDecoder d = decoder_in_transmission(true, 4096, 1 | eflag::send_df);
   std::vector<ServerStreamDecoder::Event> ev;
-  d.feed(greeting(), ev);
-  d.client_flags(1);
-  d.option_sent(opt::structured_reply, {});
-  d.feed(option_reply(opt::structured_reply, rep::ack), ev);
-  std::vector<std::byte> go;
-  put32(go, 0);
-  put16(go, 0);
-  d.option_sent(opt::go, go);
-  std::vector<std::byte> info;
-  put16(info, 0);
-  put64(info, 4096);
-  put16(info, 1 | eflag::send_df);
-  d.feed(option_reply(opt::go, rep::info, info), ev);
-  d.feed(option_reply(opt::go, rep::ack), ev);
   ASSERT_TRUE(d.in_transmission());
   Request r;
   r.type = cmd::read;

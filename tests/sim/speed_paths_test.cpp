@@ -106,25 +106,8 @@ TEST(Fifo, ReusesItsStorageOnceDrained) {
 
 // A decoder in transmission, structured replies negotiated or not.
 ServerStreamDecoder transmission(bool structured, bool keep_data) {
-  ServerStreamDecoder d;
+  ServerStreamDecoder d = checker_test::decoder_in_transmission(structured, 1 << 20, 1);
   d.keep_read_data(keep_data);
-  std::vector<ServerStreamDecoder::Event> ev;
-  d.feed(greeting(), ev);
-  d.client_flags(1);
-  if (structured) {
-    d.option_sent(opt::structured_reply, {});
-    d.feed(option_reply(opt::structured_reply, rep::ack), ev);
-  }
-  std::vector<std::byte> go;
-  put32(go, 0);
-  put16(go, 0);
-  d.option_sent(opt::go, go);
-  std::vector<std::byte> info;
-  put16(info, 0);
-  put64(info, 1 << 20);
-  put16(info, 1);
-  d.feed(option_reply(opt::go, rep::info, info), ev);
-  d.feed(option_reply(opt::go, rep::ack), ev);
   EXPECT_TRUE(d.in_transmission());
   return d;
 }
