@@ -204,11 +204,16 @@ class Daemon {
     return status;
   }
   std::string stderr_text() const { return read_file(err_path_); }
-  // Waits until the daemon's log (stderr; -v for debug lines) contains `text`.
-  bool wait_log(const std::string& text, std::chrono::milliseconds limit = 30s) const {
+  // Waits until the daemon's log (stderr; -v for debug lines) contains `text`, at least
+  // `times` times.
+  bool wait_log(const std::string& text, std::chrono::milliseconds limit = 30s, int times = 1) const {
     const auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-      if (stderr_text().find(text) != std::string::npos) return true;
+      const std::string log = stderr_text();
+      int seen = 0;
+      for (auto at = log.find(text); at != std::string::npos && seen < times; at = log.find(text, at + text.size()))
+        ++seen;
+      if (seen >= times) return true;
       std::this_thread::sleep_for(10ms);
     }
     return false;
