@@ -58,13 +58,12 @@ class Marks {
     return take(name);
   }
   [[gnu::noinline]] Entry& take(const char* name) {
-    if ((used_ + 1) * 2 > table_.size()) grow();
+    if ((used_at_.size() + 1) * 2 > table_.size()) grow();
     const std::size_t mask = table_.size() - 1;
     for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
       Entry& e = table_[i];
       if (e.name == name) return e;
       if (!e.name) {
-        ++used_;
         used_at_.push_back(static_cast<std::uint32_t>(i));
         e.name = name;
         return e;
@@ -77,13 +76,11 @@ class Marks {
   void grow() {
     std::vector<Entry> old = std::move(table_);
     table_.assign(old.empty() ? 256 : old.size() * 2, Entry{});
-    used_ = 0;
     used_at_.clear();
     for (const Entry& e : old)
       if (e.name) slot(e.name).count = e.count;
   }
   std::vector<Entry> table_;  // size a power of two, at most half full
-  std::size_t used_ = 0;
   std::vector<std::uint32_t> used_at_;  // indexes of the entries in use, in the order they were taken
   bool off_ = false;
   mutable std::map<std::string, std::uint64_t> by_name_;
