@@ -51,6 +51,12 @@ std::optional<std::uint16_t> Listener::tcp_port() const {
   return std::nullopt;
 }
 
+bool Listener::is_unix() const {
+  boost::system::error_code ec;
+  const auto ep = acceptor_.local_endpoint(ec);
+  return !ec && ep.data()->sa_family == AF_UNIX;
+}
+
 void Listener::do_accept() {
   if (closed_) return;
   acceptor_.async_accept(asio::make_strand(pick_()),

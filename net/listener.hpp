@@ -32,6 +32,7 @@ class Listener {
   void close();                       // on the server strand; idempotent
   const std::string& what() const { return what_; }
   std::optional<std::uint16_t> tcp_port() const;
+  bool is_unix() const;  // a Unix-domain socket (else TCP)
 
  private:
   void do_accept();

@@ -13,6 +13,7 @@
 
 #include "core/time.hpp"
 #include "net/busy_poll.hpp"
+#include "net/io_uring_use.hpp"
 
 namespace nbdd::net {
 
@@ -50,7 +51,7 @@ struct Options {
   core::Duration grace_period = core::Duration::from_s(1);       // --grace-period
   core::Duration handshake_timeout = core::Duration::from_s(10);  // --handshake-timeout
   unsigned busy_poll_us = busy_poll_default.count();  // --busy-poll: longest spin of an I/O thread
-  bool io_uring = true;  // --io-uring=on|off: connections' socket I/O on io_uring when the kernel allows it
+  IoUringUse io_uring = IoUringUse::unix_only;  // --io-uring=unix|on|off (net/io_uring_use.hpp)
   // TLS (nbdkit's meanings; net/tls_*.cpp uses them).
   enum class Tls { off, on, require } tls = Tls::off;  // --tls=off|on|require
   bool tls_given = false;  // --tls was on the command line (nbdkit falls back to off only when not)

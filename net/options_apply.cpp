@@ -192,8 +192,10 @@ std::string apply_option(Options& o, const OptionSpec& spec, const std::string& 
     if (!parse_unsigned(value, 10'000, us)) return shown + ": bad number of microseconds '" + value + "' (0..10000)";
     o.busy_poll_us = static_cast<unsigned>(us);
   } else if (n == "io-uring") {
-    if (value != "on" && value != "off") return shown + ": '" + value + "' is neither on nor off";
-    o.io_uring = value == "on";
+    if (value == "unix") o.io_uring = IoUringUse::unix_only;
+    else if (value == "on") o.io_uring = IoUringUse::on;
+    else if (value == "off") o.io_uring = IoUringUse::off;
+    else return shown + ": '" + value + "' is none of unix, on and off";
   } else if (n == "max-connections") {
     std::uint64_t m = 0;
     if (!parse_unsigned(value, 1u << 20, m)) return shown + ": bad number '" + value + "'";

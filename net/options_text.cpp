@@ -73,8 +73,9 @@ after the plugin and its parameters; `--` ends them. Long options may be abbrevi
       --busy-poll=USEC    I/O threads spin up to USEC microseconds for the next request
                           before sleeping, adapting to the load: lower latency for
                           one-at-a-time clients, for more CPU (default 300; 0 = never)
-      --io-uring=on|off   connections' socket reads and writes through io_uring (on, the
-                          default, when the kernel allows it; off: epoll)
+      --io-uring=unix|on|off  connections' socket reads and writes through io_uring when
+                          the kernel allows it: unix (the default) when every listener
+                          is a Unix socket, on for TCP too; off: epoll
       --help              this text (with PLUGIN: also the plugin's parameters)
 
 Refused with a message: -o/--oldstyle, --selinux-label, --vsock.

@@ -148,14 +148,18 @@ int Server::run() {
 // On io_uring, every connection goes to a ring shard and shard 0 keeps the listeners, the
 // signals and the server strand; on epoll, shard 0 serves connections too.
 void Server::start_shards() {
-  if (config_.io_uring) {
+  const bool all_unix = !listeners_.empty() && std::all_of(listeners_.begin(), listeners_.end(),
+                                                           [](const auto& l) { return l->is_unix(); });
+  bool rings = !single_ && io_uring_wanted(config_.io_uring, all_unix);
+  if (!rings) log::debug("io_uring not used (--io-uring and the listeners): connections run on epoll");
+  if (rings) {
     add_shards(std::max(config_.io_threads, 1u));
     for (auto& shard : shards_) {
       std::string why;
       auto loop = UringLoop::create(*shard, why);
       if (!loop) {
         log::debug("io_uring not used (" + why + "): connections run on epoll");
-        config_.io_uring = false;
+        rings = false;
         loops_.clear();
         shard_guards_.clear();
         shards_.clear();
@@ -163,7 +167,7 @@ void Server::start_shards() {
       }
       loops_.push_back(std::move(loop));
     }
-    if (config_.io_uring) {
+    if (rings) {
       log::debug("io_uring: " + std::to_string(loops_.size()) + " I/O threads");
       io_uring_active_ = true;
       return;

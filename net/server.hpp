@@ -32,6 +32,7 @@
 #include "net/busy_poll.hpp"
 #include "net/connection_session.hpp"
 #include "net/exit_watchdog.hpp"
+#include "net/io_uring_use.hpp"
 #include "net/listener.hpp"
 #include "net/net_gate.hpp"
 #include "net/session_registry.hpp"
@@ -54,9 +55,9 @@ struct ServerConfig {
   core::TlsMode tls = core::TlsMode::off;
   std::uint16_t handshake_flags_mask = 0xffff;  // --mask-handshake
   bool structured_replies = true;               // false: --no-sr
-  // Connections' socket I/O on io_uring (net/uring_loop.hpp); false, or a kernel that
-  // refuses it: Asio's epoll. --io-uring=off.
-  bool io_uring = true;
+  // Connections' socket I/O on io_uring (net/uring_loop.hpp) when io_uring_wanted() says so
+  // for the listeners and the kernel allows it; otherwise Asio's epoll. --io-uring.
+  IoUringUse io_uring = IoUringUse::unix_only;
 };
 
 class Server {
@@ -94,7 +95,8 @@ class Server {
   // Shutdown requests fully handled (every EndConnection queued); for tests.
   int shutdowns_handled() const { return shutdowns_handled_.load(); }
   // Whether connections run on io_uring: false until run() has set the shards up, and false
-  // when --io-uring=off or the kernel refused it (tests check which transport they ran on).
+  // when io_uring_wanted() said no or the kernel refused it (tests check which transport
+  // they ran on).
   bool uses_io_uring() const { return io_uring_active_.load(); }
 
  private:
@@ -124,7 +126,7 @@ class Server {
   // on shard 0 (an accepted socket) hold strands of these shards.
   std::vector<std::unique_ptr<boost::asio::io_context>> shards_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> shard_guards_;
-  // One ring per entry of shards_ when config_.io_uring (there are then io_threads of them
+  // One ring per entry of shards_ on io_uring (there are then io_threads of them
   // besides shard 0, and connections go only to them). Destroyed before shards_: a ring torn down completes what
   // it still holds, which may free sessions and their timers on those shards.
   std::vector<std::unique_ptr<UringLoop>> loops_;

@@ -135,10 +135,13 @@ class DriverContract : public ::testing::Test {
     dir_ = templ;
     socket_path_ = dir_ + "/sock";
     config.worker_threads = 4;
-    // net/CMakeLists.txt runs these tests a second time on epoll.
+    // net/CMakeLists.txt runs these tests a second time on epoll. Otherwise TCP tests run on
+    // the ring too (--io-uring=on), unless a test checks the default's choice.
     if (const char* uring = std::getenv("NBDD_TEST_IO_URING"); uring && std::string(uring) == "off")
-      config.io_uring = false;
-    expect_io_uring_ = config.io_uring && io_uring_available();
+      config.io_uring = IoUringUse::off;
+    else if (config.io_uring == IoUringUse::unix_only && !keep_io_uring_default_)
+      config.io_uring = IoUringUse::on;
+    expect_io_uring_ = io_uring_wanted(config.io_uring, !tcp) && io_uring_available();
     server_ = std::make_unique<Server>(config);
     auto p = std::make_unique<TestPlugin>();
     p->lending = lending;
@@ -188,6 +191,7 @@ class DriverContract : public ::testing::Test {
     return available;
   }
   bool expect_io_uring_ = false;
+  bool keep_io_uring_default_ = false;  // set before start(): --io-uring=unix stays as given
 
   std::string dir_, socket_path_;
   std::uint16_t tcp_port_ = 0;

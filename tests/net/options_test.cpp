@@ -28,7 +28,7 @@ TEST(Options, DefaultsMatchNbdkit) {
   EXPECT_EQ(r.options.handshake_timeout, core::Duration::from_s(10));
   EXPECT_EQ(r.options.max_connections, 0u);
   EXPECT_EQ(r.options.busy_poll_us, 300u);
-  EXPECT_TRUE(r.options.io_uring);
+  EXPECT_EQ(r.options.io_uring, IoUringUse::unix_only);
 }
 
 TEST(Options, ShortFlagsWithSeparateAndAttachedValues) {
@@ -72,7 +72,9 @@ TEST(Options, LongOptionsWithEqualsOrSeparateValue) {
   EXPECT_EQ(o.grace_period, core::Duration::from_ms(250));
   EXPECT_EQ(o.handshake_timeout, core::Duration::from_ms(2500));
   EXPECT_EQ(o.busy_poll_us, 250u);
-  EXPECT_FALSE(o.io_uring);
+  EXPECT_EQ(o.io_uring, IoUringUse::off);
+  EXPECT_EQ(parse({"--io-uring=on", "null"}).options.io_uring, IoUringUse::on);
+  EXPECT_EQ(parse({"--io-uring=unix", "null"}).options.io_uring, IoUringUse::unix_only);
   EXPECT_FALSE(o.wants_tcp());
 }
 
@@ -351,6 +353,7 @@ TEST(Options, BadUsageNamesWhatWasWrong) {
       {{"--busy-poll=10001", "memory"}, "--busy-poll"},
       {{"--busy-poll=fast", "memory"}, "--busy-poll"},
       {{"--io-uring=yes", "memory"}, "--io-uring"},
+      {{"--io-uring=tcp", "memory"}, "--io-uring"},
       {{"-s", "-p", "1", "memory"}, "-s"},
       {{"-s", "--run", "true", "memory"}, "-s"},
       {{"-o", "memory"}, "oldstyle"},
