@@ -119,15 +119,19 @@ TEST_F(DriverContract, ForcedEndGivesBackTheLoansOfUnsentReplies) {
 // come would leave the connection waiting here until the reply's timeout.
 // The default (--io-uring=unix) puts TCP clients on epoll: io_uring served them 10-20%
 // slower on the bench VM (net/io_uring_use.hpp).
+void expect_a_read_served(RawClient& c) {
+  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 1, 0, 4096));
+  const auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error, 0u);
+}
+
 TEST_F(DriverContract, DefaultServesTcpClientsOnEpoll) {
   keep_io_uring_default_ = true;
   start({}, false, true);
   RawClient c = connect_ready();
   EXPECT_FALSE(server_->uses_io_uring());
-  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 1, 0, 4096));
-  const auto r = c.read_reply();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->error, 0u);
+  expect_a_read_served(c);
 }
 
 TEST_F(DriverContract, DefaultServesUnixClientsOnIoUring) {
@@ -138,10 +142,7 @@ TEST_F(DriverContract, DefaultServesUnixClientsOnIoUring) {
   start();
   RawClient c = connect_ready();
   EXPECT_TRUE(server_->uses_io_uring());
-  ASSERT_TRUE(c.send_request(nbdc::cmd_read, 1, 0, 4096));
-  const auto r = c.read_reply();
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->error, 0u);
+  expect_a_read_served(c);
 }
 
 TEST_F(DriverContract, TcpWritePayloadsArrivingInPiecesAreReadWhole) {
