@@ -412,10 +412,22 @@ void Connection::Impl::emit_send(std::span<const std::byte> header, std::span<co
   emit(action::Send{header, payload});
 }
 
+std::vector<std::byte>& Connection::Impl::handshake_buffer() {
+  if (hs_used_ == hs_out_.size()) hs_out_.emplace_back();
+  std::vector<std::byte>& out = hs_out_[hs_used_];
+  out.clear();
+  return out;
+}
+
+void Connection::Impl::emit_handshake_buffer() {
+  if (aborted_) return;  // the buffer stays a spare
+  const std::vector<std::byte>& out = hs_out_[hs_used_++];
+  emit_send(out, {}, UnackedSend{false, 0});
+}
+
 void Connection::Impl::emit_handshake_bytes(std::vector<std::byte> bytes) {
-  if (aborted_) return;
-  handshake_out_.push_back(std::move(bytes));
-  emit_send(handshake_out_.back(), {}, UnackedSend{false, 0});
+  handshake_buffer() = std::move(bytes);
+  emit_handshake_buffer();
 }
 
 void Connection::Impl::on_send_done() {
@@ -423,7 +435,7 @@ void Connection::Impl::on_send_done() {
   const UnackedSend who = unacked_.front();
   unacked_.pop_front();
   if (!who.from_slot) {
-    handshake_out_.pop_front();
+    if (++hs_head_ == hs_used_) hs_head_ = hs_used_ = 0;  // all acknowledged: every buffer is spare
     return;
   }
   if (slots_[who.slot].state == SlotState::replying) free_slot(who.slot);

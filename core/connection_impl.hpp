@@ -18,6 +18,7 @@
 #include "core/reply_builder.hpp"
 #include "core/request_parser.hpp"
 #include "core/validation.hpp"
+#include "core/vector_fifo.hpp"
 
 namespace nbdd::core {
 
@@ -120,6 +121,11 @@ class Connection::Impl {
   void emit(Action action);
   void emit_send(std::span<const std::byte> header, std::span<const std::byte> payload, UnackedSend who);
   void emit_handshake_bytes(std::vector<std::byte> bytes);
+  // Handshake output built in place: handshake_buffer() is an empty buffer (a spare one,
+  // capacity kept from an earlier Send) that emit_handshake_buffer() sends. Nothing else may
+  // be emitted in between. No allocation per option reply once a connection has sent a few.
+  std::vector<std::byte>& handshake_buffer();
+  void emit_handshake_buffer();
   void on_send_done();
   void note_end(EndReason why);
 
@@ -215,7 +221,11 @@ class Connection::Impl {
   std::string requested_name_;  // the export name of the last INFO/GO/EXPORT_NAME, as sent
   ExportInfo export_;           // filled by the open call; the GO'd export in transmission
   std::vector<ExportEntry> listing_;  // filled by the list_exports call
-  std::deque<std::vector<std::byte>> handshake_out_;
+  // Handshake bytes not yet acknowledged (SendDone): [hs_head_, hs_used_) of hs_out_, in
+  // order; entries past hs_used_ are spare buffers kept for their capacity. Growing hs_out_
+  // moves the vectors, not their bytes, so the spans of Sends in flight stay valid.
+  std::vector<std::vector<std::byte>> hs_out_;
+  std::size_t hs_head_ = 0, hs_used_ = 0;
 
   // transmission
   TransmissionContext tctx_;
@@ -236,7 +246,7 @@ class Connection::Impl {
   // output
   std::vector<Action> actions_;
   std::size_t actions_head_ = 0;
-  std::deque<UnackedSend> unacked_;
+  VectorFifo<UnackedSend> unacked_;
 
   // ending
   bool close_emitted_ = false;  // a Close{flush_then_close} or Close{abort} went out

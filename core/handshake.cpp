@@ -41,6 +41,18 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
   out.insert(out.end(), b.begin(), b.end());
 }
 
+// An option reply whose data the caller appends to `out` after it: the header first (its
+// length 0), then finish_option_reply() sets the length — the same bytes as
+// append_option_reply() with the data built separately, without a vector for the data.
+std::size_t start_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type) {
+  const std::size_t at = out.size();
+  append_option_reply(out, option, type, {});
+  return at;
+}
+void finish_option_reply(std::vector<std::byte>& out, std::size_t at) {
+  wire::store_u32(out.data() + at + 16, static_cast<std::uint32_t>(out.size() - at - nbd::option_reply_header_bytes));
+}
+
 }  // namespace
 
 void Connection::Impl::on_client_flags(std::span<const std::byte> data) {
@@ -81,9 +93,8 @@ void Connection::Impl::on_option_header(std::span<const std::byte> data) {
 }
 
 void Connection::Impl::option_reply(nbd::Rep type, std::span<const std::byte> data) {
-  std::vector<std::byte> out;
-  append_option_reply(out, option_, type, data);
-  emit_handshake_bytes(std::move(out));
+  append_option_reply(handshake_buffer(), option_, type, data);
+  emit_handshake_buffer();
 }
 
 void Connection::Impl::option_error(nbd::Rep type, std::string_view message) {
@@ -212,8 +223,7 @@ void Connection::Impl::handle_list(std::span<const std::byte> data) {
 // One SERVER reply per export the plugin listed, then ACK. Names that are not valid NBD
 // strings cannot be sent and are skipped; a description is cut to the string bound.
 void Connection::Impl::send_list() {
-  std::vector<std::byte> out;
-  std::vector<std::byte> body;
+  std::vector<std::byte>& out = handshake_buffer();
   std::uint32_t sent = 0;
   for (const ExportEntry& e : listing_) {
     if (sent == limits_.exports_listed_max) break;
@@ -221,16 +231,16 @@ void Connection::Impl::send_list() {
     std::string_view description = e.description;
     if (description.size() > limits_.string_bytes_max) description = description.substr(0, limits_.string_bytes_max);
     if (description.find('\0') != std::string_view::npos) description = {};
-    body.clear();
-    put_u32(body, static_cast<std::uint32_t>(e.name.size()));
-    put_string(body, e.name);
-    put_string(body, description);  // libnbd reads the rest as the description
-    append_option_reply(out, option_, nbd::Rep::server, body);
+    const std::size_t at = start_option_reply(out, option_, nbd::Rep::server);
+    put_u32(out, static_cast<std::uint32_t>(e.name.size()));
+    put_string(out, e.name);
+    put_string(out, description);  // libnbd reads the rest as the description
+    finish_option_reply(out, at);
     ++sent;
   }
   append_option_reply(out, option_, nbd::Rep::ack);
   listing_.clear();
-  emit_handshake_bytes(std::move(out));
+  emit_handshake_buffer();
 }
 
 std::uint16_t Connection::Impl::export_flags() const {
@@ -239,31 +249,31 @@ std::uint16_t Connection::Impl::export_flags() const {
 
 void Connection::Impl::append_info_replies(std::vector<std::byte>& out) const {
   const ExportInfo& info = export_;
-  std::vector<std::byte> body;
-  put_u16(body, static_cast<std::uint16_t>(nbd::Info::export_));
-  put_u64(body, info.size_bytes);
-  put_u16(body, export_flags());
-  append_option_reply(out, option_, nbd::Rep::info, body);
+  std::size_t at = start_option_reply(out, option_, nbd::Rep::info);
+  put_u16(out, static_cast<std::uint16_t>(nbd::Info::export_));
+  put_u64(out, info.size_bytes);
+  put_u16(out, export_flags());
+  finish_option_reply(out, at);
   // The plugin's strings are sent only when they are valid NBD strings.
   if (pending_.wants_name && valid_nbd_string(info.name, limits_)) {
-    body.clear();
-    put_u16(body, static_cast<std::uint16_t>(nbd::Info::name));
-    put_string(body, info.name);
-    append_option_reply(out, option_, nbd::Rep::info, body);
+    at = start_option_reply(out, option_, nbd::Rep::info);
+    put_u16(out, static_cast<std::uint16_t>(nbd::Info::name));
+    put_string(out, info.name);
+    finish_option_reply(out, at);
   }
   if (pending_.wants_description && !info.description.empty() && valid_nbd_string(info.description, limits_)) {
-    body.clear();
-    put_u16(body, static_cast<std::uint16_t>(nbd::Info::description));
-    put_string(body, info.description);
-    append_option_reply(out, option_, nbd::Rep::info, body);
+    at = start_option_reply(out, option_, nbd::Rep::info);
+    put_u16(out, static_cast<std::uint16_t>(nbd::Info::description));
+    put_string(out, info.description);
+    finish_option_reply(out, at);
   }
   if (info.block_size.advertised()) {  // sent whether asked or not, as nbdkit does
-    body.clear();
-    put_u16(body, static_cast<std::uint16_t>(nbd::Info::block_size));
-    put_u32(body, info.block_size.minimum);
-    put_u32(body, info.block_size.preferred);
-    put_u32(body, info.block_size.maximum);
-    append_option_reply(out, option_, nbd::Rep::info, body);
+    at = start_option_reply(out, option_, nbd::Rep::info);
+    put_u16(out, static_cast<std::uint16_t>(nbd::Info::block_size));
+    put_u32(out, info.block_size.minimum);
+    put_u32(out, info.block_size.preferred);
+    put_u32(out, info.block_size.maximum);
+    finish_option_reply(out, at);
   }
 }
 
@@ -291,10 +301,12 @@ void Connection::Impl::handle_meta_context(std::span<const std::byte> data, bool
     if (q == base || (!set && q == "base:")) match = true;  // "base:" is a LIST wildcard only
   }
   if (match) {
-    std::vector<std::byte> body;
-    put_u32(body, set ? nbd::base_allocation_id : 0);  // LIST replies carry id 0
-    put_string(body, base);
-    option_reply(nbd::Rep::meta_context, body);
+    std::vector<std::byte>& out = handshake_buffer();
+    const std::size_t at = start_option_reply(out, option_, nbd::Rep::meta_context);
+    put_u32(out, set ? nbd::base_allocation_id : 0);  // LIST replies carry id 0
+    put_string(out, base);
+    finish_option_reply(out, at);
+    emit_handshake_buffer();
   }
   if (set && match) {
     meta_selected_ = true;
@@ -313,7 +325,7 @@ void Connection::Impl::answer_opened() {
     return enter_transmission();
   }
   reader_ = Reader::option_header;
-  std::vector<std::byte> out;
+  std::vector<std::byte>& out = handshake_buffer();
   append_info_replies(out);
   // §9: a client that does not promise to honour a minimum block size above 1 is refused
   // at GO (INFO commits it to nothing, so INFO is answered in full).
@@ -324,12 +336,12 @@ void Connection::Impl::answer_opened() {
       append_option_reply(out, option_, nbd::Rep::err_block_size_reqd, as_bytes(std::string_view("request NBD_INFO_BLOCK_SIZE")));
     else
       append_option_reply(out, option_, nbd::Rep::ack);
-    emit_handshake_bytes(std::move(out));
+    emit_handshake_buffer();
     close_handle();  // as nbdkit: INFO's handle is closed once answered
     return;
   }
   append_option_reply(out, option_, nbd::Rep::ack);
-  emit_handshake_bytes(std::move(out));
+  emit_handshake_buffer();
   enter_transmission();
 }
 

@@ -64,33 +64,35 @@ class Prng {
   Prng(std::uint64_t seed, ChoiceTape* recorder) : Prng(seed) { tape_ = recorder; }
   bool tape_mode() const { return tape_ != nullptr; }
   // The tape paths are out of line (tape_next() ...), so the seeded paths inline at every
-  // draw site (the simulator draws a few hundred times per request).
-  std::uint64_t next() {
+  // draw site (the simulator draws a few hundred times per request). always_inline: with
+  // link-time optimization GCC otherwise keeps below(), chance(), coin() and
+  // range_inclusive() as calls (2.4% more instructions in a sweep).
+  [[gnu::always_inline]] std::uint64_t next() {
     if (tape_) [[unlikely]]
       return tape_next();
     return step();
   }
   // Uniform in [0, n); n > 0. Lemire's multiply-shift with rejection (exact, no bias).
-  std::uint64_t below(std::uint64_t n) {
+  [[gnu::always_inline]] std::uint64_t below(std::uint64_t n) {
     if (n <= 1) return 0;
     if (tape_) [[unlikely]]
       return tape_below(n);
     return uniform(n);
   }
   // Uniform in [lo, hi].
-  std::uint64_t range_inclusive(std::uint64_t lo, std::uint64_t hi) {
+  [[gnu::always_inline]] std::uint64_t range_inclusive(std::uint64_t lo, std::uint64_t hi) {
     if (hi <= lo) return lo;
     if (lo == 0 && hi == ~0ull) return next();
     return lo + below(hi - lo + 1);
   }
-  bool chance(Ratio r) {
+  [[gnu::always_inline]] bool chance(Ratio r) {
     if (r.numerator == 0 || r.denominator == 0) return false;
     if (r.numerator >= r.denominator) return true;
     if (tape_) [[unlikely]]
       return tape_chance(r);
     return uniform(r.denominator) < r.numerator;
   }
-  bool coin() {
+  [[gnu::always_inline]] bool coin() {
     if (tape_) [[unlikely]]
       return tape_coin();
     return (step() >> 63) != 0;
@@ -112,9 +114,15 @@ class Prng {
       std::byte* to = out.data() + i;
       const std::uint64_t* from = table + pos;
       std::size_t k = 0;
-      for (; k + 4 <= n; k += 4) {  // four words a step: the loop's overhead shared
-        const std::uint64_t w[4] = {from[k] ^ key, from[k + 1] ^ key, from[k + 2] ^ key, from[k + 3] ^ key};
-        std::memcpy(to + 8 * k, w, sizeof w);
+      // Four words a step as one vector (GCC/Clang vector extension: two SSE2 XORs on
+      // x86-64's baseline instead of four loads, XORs and stores); the same bytes.
+      using Words4 = std::uint64_t __attribute__((vector_size(32)));
+      const Words4 keys = {key, key, key, key};
+      for (; k + 4 <= n; k += 4) {
+        Words4 w;
+        std::memcpy(&w, from + k, sizeof w);
+        w ^= keys;
+        std::memcpy(to + 8 * k, &w, sizeof w);
       }
       for (; k < n; ++k) {
         const std::uint64_t w = from[k] ^ key;
@@ -171,7 +179,7 @@ class Prng {
   }
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   // xoshiro256**: the seeded generator's next word.
-  std::uint64_t step() {
+  [[gnu::always_inline]] std::uint64_t step() {
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const std::uint64_t t = s_[1] << 17;
     s_[2] ^= s_[0];
@@ -184,7 +192,7 @@ class Prng {
   }
   // Uniform in [0, n), n > 1, from the seeded generator: Lemire's multiply-shift with
   // rejection (exact, no bias).
-  std::uint64_t uniform(std::uint64_t n) {
+  [[gnu::always_inline]] std::uint64_t uniform(std::uint64_t n) {
     for (;;) {
       const unsigned __int128 m = static_cast<unsigned __int128>(step()) * n;
       const auto low = static_cast<std::uint64_t>(m);

@@ -119,8 +119,8 @@ MUTANTS = [
     ]),
     ("m21-size-from-the-first-open", "INFO/GO announce the size of the process's first open (the old start-up catalog), not this connection's", [
         ("core/handshake.cpp",
-         "  put_u64(body, info.size_bytes);",
-         "  static const std::uint64_t first_size = info.size_bytes;\n  put_u64(body, first_size);"),
+         "  put_u64(out, info.size_bytes);",
+         "  static const std::uint64_t first_size = info.size_bytes;\n  put_u64(out, first_size);"),
     ]),
     ("m22-handshake-disconnect-honoured", "a disconnect() from a handshake call (preconnect, list_exports, open, INFO's close) is acted on", [
         ("core/connection.cpp",
