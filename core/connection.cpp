@@ -425,6 +425,16 @@ void Connection::Impl::emit_handshake_buffer() {
   emit_send(out, {}, UnackedSend{false, 0});
 }
 
+// Spares are kept for the next option replies, but not all of them and not large ones: a
+// LIST reply may be megabytes (exports_listed_max names and descriptions) and a client may
+// pipeline up to options_per_handshake_max options, and what stays here stays for the
+// connection's life.
+void Connection::Impl::trim_handshake_spares() {
+  if (hs_out_.size() > handshake_spares_max) hs_out_.resize(handshake_spares_max);
+  for (auto& spare : hs_out_)
+    if (spare.capacity() > handshake_spare_bytes_max) std::vector<std::byte>().swap(spare);
+}
+
 void Connection::Impl::emit_handshake_bytes(std::vector<std::byte> bytes) {
   handshake_buffer() = std::move(bytes);
   emit_handshake_buffer();
@@ -435,7 +445,10 @@ void Connection::Impl::on_send_done() {
   const UnackedSend who = unacked_.front();
   unacked_.pop_front();
   if (!who.from_slot) {
-    if (++hs_head_ == hs_used_) hs_head_ = hs_used_ = 0;  // all acknowledged: every buffer is spare
+    if (++hs_head_ == hs_used_) {  // all acknowledged: every buffer is spare
+      hs_head_ = hs_used_ = 0;
+      trim_handshake_spares();
+    }
     return;
   }
   if (slots_[who.slot].state == SlotState::replying) free_slot(who.slot);
@@ -479,6 +492,12 @@ Status Connection::status() const { return impl_->status_; }
 Phase Connection::phase() const { return impl_->phase_; }
 HandleState Connection::handle_state() const { return impl_->handle_; }
 const ConnectionStats& Connection::stats() const { return impl_->stats_; }
+std::size_t Connection::handshake_bytes_held() const { return impl_->handshake_bytes_held(); }
+std::size_t Connection::Impl::handshake_bytes_held() const {
+  std::size_t held = 0;
+  for (const auto& buffer : hs_out_) held += buffer.capacity();
+  return held;
+}
 ConnectionId Connection::id() const { return impl_->config_.id; }
 
 }  // namespace nbdd::core

@@ -132,6 +132,9 @@ class Connection {
   HandleState handle_state() const;
   const ConnectionStats& stats() const;
   ConnectionId id() const;
+  // Bytes of buffers kept for handshake replies (sent or spare); tests check it stays small
+  // once a large LIST reply was acknowledged.
+  std::size_t handshake_bytes_held() const;
 
   class Impl;
 

@@ -89,6 +89,7 @@ class Connection::Impl {
   std::optional<Instant> deadline() const;
   bool wants_read() const;
   std::span<std::byte> read_window();
+  std::size_t handshake_bytes_held() const;
 
   ConnectionConfig config_;
   const Limits& limits_;
@@ -126,6 +127,7 @@ class Connection::Impl {
   // be emitted in between. No allocation per option reply once a connection has sent a few.
   std::vector<std::byte>& handshake_buffer();
   void emit_handshake_buffer();
+  void trim_handshake_spares();  // once every handshake Send is acknowledged
   void on_send_done();
   void note_end(EndReason why);
 
@@ -226,6 +228,8 @@ class Connection::Impl {
   // moves the vectors, not their bytes, so the spans of Sends in flight stay valid.
   std::vector<std::vector<std::byte>> hs_out_;
   std::size_t hs_head_ = 0, hs_used_ = 0;
+  static constexpr std::size_t handshake_spares_max = 4;
+  static constexpr std::size_t handshake_spare_bytes_max = 16 * 1024;
 
   // transmission
   TransmissionContext tctx_;

@@ -163,6 +163,24 @@ TEST_F(HandshakeTest, ListNamesEveryExportWithDescriptionThenAck) {
   EXPECT_EQ(ask(nbd::Opt::list, Bytes{std::byte{1}}).type, rep(nbd::Rep::err_invalid));
 }
 
+// A LIST reply can be megabytes (names and descriptions up to 4096 bytes each); once it is
+// acknowledged its buffer is not kept for the connection's life as a spare.
+TEST_F(HandshakeTest, ALargeListReplyIsNotKeptOnceAcknowledged) {
+  h.catalog.exports.resize(1, h.catalog.exports[0]);
+  for (int i = 0; i < 300; ++i) {
+    ExportInfo e = h.catalog.exports[0];
+    e.name = "export-" + std::to_string(i);
+    e.description = std::string(4000, 'd');
+    h.catalog.exports.push_back(e);
+  }
+  h.send(option(nbd::Opt::list));
+  answer_lifecycle();
+  for (int i = 0; i < 301; ++i) ASSERT_EQ(h.take_opt_reply().type, rep(nbd::Rep::server));
+  EXPECT_EQ(h.take_opt_reply().type, rep(nbd::Rep::ack));
+  EXPECT_LE(h.conn->handshake_bytes_held(), 64u * 1024) << "the 1.2 MB reply's buffer was kept";
+  EXPECT_EQ(ask(nbd::Opt::list, Bytes{std::byte{1}}).type, rep(nbd::Rep::err_invalid)) << "still serving options";
+}
+
 // Each LIST asks the plugin again (dynamic lists); a failure is ERR_PLATFORM (nbdkit).
 TEST_F(HandshakeTest, ListAsksThePluginEachTimeAndAFailureIsErrPlatform) {
   h.send(option(nbd::Opt::list));
