@@ -41,18 +41,6 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
   out.insert(out.end(), b.begin(), b.end());
 }
 
-// An option reply whose data the caller appends to `out` after it: the header first (its
-// length 0), then finish_option_reply() sets the length — the same bytes as
-// append_option_reply() with the data built separately, without a vector for the data.
-std::size_t start_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type) {
-  const std::size_t at = out.size();
-  append_option_reply(out, option, type, {});
-  return at;
-}
-void finish_option_reply(std::vector<std::byte>& out, std::size_t at) {
-  wire::store_u32(out.data() + at + 16, static_cast<std::uint32_t>(out.size() - at - nbd::option_reply_header_bytes));
-}
-
 }  // namespace
 
 void Connection::Impl::on_client_flags(std::span<const std::byte> data) {

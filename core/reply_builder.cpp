@@ -94,15 +94,25 @@ std::size_t encode_block_status_payload(std::span<std::byte> out, ReplyStyle sty
   return static_cast<std::size_t>(p - out.data());
 }
 
-void append_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type,
-                         std::span<const std::byte> data) {
+std::size_t start_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type) {
   const std::size_t at = out.size();
   out.resize(at + nbd::option_reply_header_bytes);
   wire::store_u64(out.data() + at, nbd::rep_magic);
   wire::store_u32(out.data() + at + 8, option);
   wire::store_u32(out.data() + at + 12, static_cast<std::uint32_t>(type));
-  wire::store_u32(out.data() + at + 16, static_cast<std::uint32_t>(data.size()));
+  wire::store_u32(out.data() + at + 16, 0);  // the length: finish_option_reply()
+  return at;
+}
+
+void finish_option_reply(std::vector<std::byte>& out, std::size_t at) {
+  wire::store_u32(out.data() + at + 16, static_cast<std::uint32_t>(out.size() - at - nbd::option_reply_header_bytes));
+}
+
+void append_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type,
+                         std::span<const std::byte> data) {
+  const std::size_t at = start_option_reply(out, option, type);
   out.insert(out.end(), data.begin(), data.end());
+  finish_option_reply(out, at);
 }
 
 std::vector<std::byte> encode_greeting(std::uint16_t handshake_flags) {

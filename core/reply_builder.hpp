@@ -50,6 +50,11 @@ std::size_t encode_block_status_payload(std::span<std::byte> out, ReplyStyle sty
 // Handshake messages.
 void append_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type,
                          std::span<const std::byte> data = {});
+// The same reply with its data appended to `out` by the caller, between the two calls (no
+// vector for the data): start_ writes the header and returns where it is, finish_ sets its
+// length from what followed.
+std::size_t start_option_reply(std::vector<std::byte>& out, std::uint32_t option, nbd::Rep type);
+void finish_option_reply(std::vector<std::byte>& out, std::size_t at);
 // handshake_flags: NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES, less what --mask-handshake clears.
 std::vector<std::byte> encode_greeting(std::uint16_t handshake_flags);
 // NBD_OPT_EXPORT_NAME success block; 124 zeroes unless no_zeroes.

@@ -151,8 +151,9 @@ void Server::start_shards() {
   const bool all_unix = !listeners_.empty() && std::all_of(listeners_.begin(), listeners_.end(),
                                                            [](const auto& l) { return l->is_unix(); });
   bool rings = !single_ && io_uring_wanted(config_.io_uring, all_unix);
-  if (!rings) log::debug("io_uring not used (--io-uring and the listeners): connections run on epoll");
-  if (rings) {
+  if (!rings) {
+    log::debug("io_uring not used (--io-uring and the listeners): connections run on epoll");
+  } else {
     add_shards(std::max(config_.io_threads, 1u));
     for (auto& shard : shards_) {
       std::string why;

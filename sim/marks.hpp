@@ -47,28 +47,24 @@ class Marks {
   };
   // The hot path (a name already counted) inline; taking a new entry out of line.
   Entry& slot(const char* name) {
-    if (!table_.empty()) {
-      const std::size_t mask = table_.size() - 1;
-      for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
-        Entry& e = table_[i];
-        if (e.name == name) return e;
-        if (!e.name) break;
-      }
-    }
-    return take(name);
-  }
-  [[gnu::noinline]] Entry& take(const char* name) {
-    if ((used_at_.size() + 1) * 2 > table_.size()) grow();
+    if (table_.empty()) return take(name, 0);
     const std::size_t mask = table_.size() - 1;
     for (std::size_t i = index(name, mask);; i = (i + 1) & mask) {
       Entry& e = table_[i];
       if (e.name == name) return e;
-      if (!e.name) {
-        used_at_.push_back(static_cast<std::uint32_t>(i));
-        e.name = name;
-        return e;
-      }
+      if (!e.name) return take(name, i);
     }
+  }
+  // `name` is new and table_[free_at] is where its probe ended, unless the table must grow
+  // first (then the probe is made again in the new table).
+  [[gnu::noinline]] Entry& take(const char* name, std::size_t free_at) {
+    if ((used_at_.size() + 1) * 2 > table_.size()) {
+      grow();
+      return slot(name);
+    }
+    used_at_.push_back(static_cast<std::uint32_t>(free_at));
+    table_[free_at].name = name;
+    return table_[free_at];
   }
   static std::size_t index(const char* name, std::size_t mask) {
     return static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(name) * 0x9e3779b97f4a7c15ull) >> 40) & mask;

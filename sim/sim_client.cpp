@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "core/wire.hpp"
 #include "sim/world.hpp"
 
 namespace nbdd::sim {
@@ -255,8 +256,8 @@ void SimClient::on_bytes(std::span<const std::byte> bytes) {
         std::uint32_t flags = 1;
         if ((ev.option & 2) && prng_.coin()) flags |= 2;
         dec_.client_flags(flags);
-        const std::array<std::byte, 4> out{std::byte(flags >> 24), std::byte(flags >> 16), std::byte(flags >> 8),
-                                           std::byte(flags)};
+        std::array<std::byte, 4> out;
+        core::wire::store_u32(out.data(), flags);
         write(out);
         plan_handshake();
         next_option();

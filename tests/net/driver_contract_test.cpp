@@ -136,8 +136,7 @@ TEST_F(DriverContract, DefaultServesTcpClientsOnEpoll) {
 
 TEST_F(DriverContract, DefaultServesUnixClientsOnIoUring) {
   if (!io_uring_available()) GTEST_SKIP() << "io_uring refused here";
-  if (const char* uring = std::getenv("NBDD_TEST_IO_URING"); uring && std::string(uring) == "off")
-    GTEST_SKIP() << "the epoll rerun";
+  if (epoll_rerun()) GTEST_SKIP() << "the epoll rerun";
   keep_io_uring_default_ = true;
   start();
   RawClient c = connect_ready();

@@ -137,7 +137,7 @@ class DriverContract : public ::testing::Test {
     config.worker_threads = 4;
     // net/CMakeLists.txt runs these tests a second time on epoll. Otherwise TCP tests run on
     // the ring too (--io-uring=on), unless a test checks the default's choice.
-    if (const char* uring = std::getenv("NBDD_TEST_IO_URING"); uring && std::string(uring) == "off")
+    if (epoll_rerun())
       config.io_uring = IoUringUse::off;
     else if (config.io_uring == IoUringUse::unix_only && !keep_io_uring_default_)
       config.io_uring = IoUringUse::on;
@@ -180,6 +180,11 @@ class DriverContract : public ::testing::Test {
     // The shards are set up once a connection was served: the run is on the transport asked for.
     EXPECT_EQ(server_->uses_io_uring(), expect_io_uring_);
     return c;
+  }
+  // The second run of these tests (net/CMakeLists.txt), with every session on epoll.
+  static bool epoll_rerun() {
+    const char* uring = std::getenv("NBDD_TEST_IO_URING");
+    return uring != nullptr && std::string(uring) == "off";
   }
   // Whether this kernel lets nbdd use io_uring (the server falls back to epoll otherwise).
   static bool io_uring_available() {
